@@ -1,0 +1,42 @@
+"""featurestore_spark: Spark + Delta Lake offline engine for Feast feature stores."""
+
+from featurestore_spark.errors import (
+    ConfigError,
+    FeatureNameCollisionError,
+    FeatureStoreError,
+    InvalidFeatureRefError,
+    JoinKeyTypeError,
+    MissingColumnError,
+    NullEventTimestampError,
+    RepoError,
+    SourceError,
+    TimestampTypeError,
+    UnknownFeatureError,
+    UnknownFeatureViewError,
+)
+from featurestore_spark.session import build_session
+from featurestore_spark.specs import EntitySpec, FeatureRef, FeatureServiceSpec, FeatureViewSpec, FieldSpec, SourceSpec
+from featurestore_spark.store import FeatureStore
+
+__all__ = [
+    "FeatureStore",
+    "build_session",
+    "EntitySpec",
+    "FeatureRef",
+    "FeatureServiceSpec",
+    "FeatureViewSpec",
+    "FieldSpec",
+    "SourceSpec",
+    "ConfigError",
+    "FeatureNameCollisionError",
+    "FeatureStoreError",
+    "InvalidFeatureRefError",
+    "JoinKeyTypeError",
+    "MissingColumnError",
+    "NullEventTimestampError",
+    "RepoError",
+    "SourceError",
+    "TimestampTypeError",
+    "UnknownFeatureError",
+    "UnknownFeatureViewError",
+]

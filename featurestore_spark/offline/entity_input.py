@@ -1,0 +1,137 @@
+"""Turn the many shapes of ``entity_df`` into one Spark DataFrame, and check it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, SourceError, TimestampTypeError
+from featurestore_spark.specs import FeatureViewSpec
+
+EVENT_TIMESTAMP = "event_timestamp"
+_SQL = re.compile(r"^\s*(select|with|\()", re.IGNORECASE)
+
+#: Spark types a join-key column may have, per declared Feast type: values compare exactly.
+_COMPATIBLE_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "INT64": (T.LongType, T.IntegerType, T.ShortType, T.ByteType),
+    "INT32": (T.IntegerType, T.ShortType, T.ByteType, T.LongType),
+    "STRING": (T.StringType, T.VarcharType, T.CharType),
+    "BYTES": (T.BinaryType,),
+}
+
+
+@dataclass(frozen=True)
+class EntityInput:
+    """A normalised entity dataframe and the name of its event-timestamp column."""
+
+    df: DataFrame
+    timestamp_column: str
+
+
+def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
+    """Read ``entity_df`` (Spark DataFrame, pandas DataFrame, SQL text, Delta path or table name).
+
+    Naive pandas datetimes are read as UTC instants.
+    """
+    if isinstance(entity_df, DataFrame):
+        return entity_df
+    if isinstance(entity_df, pd.DataFrame):
+        return spark.createDataFrame(_pandas_as_utc(entity_df))
+    if isinstance(entity_df, str):
+        if _SQL.match(entity_df):
+            return spark.sql(entity_df)
+        return read_delta(spark, entity_df, what="entity_df")
+    raise TypeError(
+        f"entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL query or a Delta path/table name, "
+        f"not {type(entity_df).__name__}"
+    )
+
+
+def read_delta(spark: SparkSession, location: str, *, what: str) -> DataFrame:
+    """Read a Delta table by path (anything with a '/' or a URI scheme) or by catalog name."""
+    is_path = "/" in location or "://" in location
+    try:
+        if is_path:
+            from delta.tables import DeltaTable
+
+            if not DeltaTable.isDeltaTable(spark, location):
+                raise SourceError(
+                    f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
+                    "df.write.format('delta') or point the source at the right path"
+                )
+            return spark.read.format("delta").load(location)
+        return spark.read.table(location)
+    except SourceError:
+        raise
+    except Exception as exc:  # AnalysisException and friends: the location is unusable
+        raise SourceError(f"{what}: cannot read Delta table '{location}': {str(exc).splitlines()[0]}") from exc
+
+
+def _pandas_as_utc(pdf: pd.DataFrame) -> pd.DataFrame:
+    out = pdf.copy()
+    for name in out.columns:
+        col = out[name]
+        if pd.api.types.is_datetime64_any_dtype(col) and getattr(col.dt, "tz", None) is None:
+            out[name] = col.dt.tz_localize("UTC")
+    return out
+
+
+def find_timestamp_column(df: DataFrame) -> str:
+    """``event_timestamp`` if present, else the only timestamp column."""
+    if EVENT_TIMESTAMP in df.columns:
+        return EVENT_TIMESTAMP
+    stamps = [f.name for f in df.schema.fields if isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType))]
+    if len(stamps) == 1:
+        return stamps[0]
+    raise MissingColumnError(
+        column=EVENT_TIMESTAMP,
+        where="entity_df",
+        needed_by="the event-timestamp column",
+        available=df.columns,
+        fix=(
+            "Name the event-time column 'event_timestamp'"
+            + (f" (timestamp columns found: {', '.join(stamps)})" if stamps else " and give it a timestamp type")
+        ),
+    )
+
+
+def check_entity_df(df: DataFrame, views: list[FeatureViewSpec]) -> EntityInput:
+    """Check the columns and types ``views`` need; no Spark job runs here."""
+    ts = find_timestamp_column(df)
+    ts_type = df.schema[ts].dataType
+    if not isinstance(ts_type, (T.TimestampType, T.TimestampNTZType)):
+        raise TimestampTypeError(
+            f"entity_df column '{ts}' has type {ts_type.simpleString()}; it must be a timestamp: "
+            f"cast it, e.g. F.to_timestamp('{ts}')"
+        )
+    fields = {f.name: f.dataType for f in df.schema.fields}
+    for view in views:
+        for key in view.join_keys:
+            if key.name not in fields:
+                raise MissingColumnError(
+                    column=key.name,
+                    where="entity_df",
+                    needed_by="join key",
+                    available=df.columns,
+                    fix=f"Feature view '{view.name}' joins on {', '.join(view.join_key_names)}",
+                )
+            if not isinstance(fields[key.name], _COMPATIBLE_KEY_TYPES[key.dtype]):
+                raise JoinKeyTypeError(
+                    column=key.name,
+                    where="entity_df",
+                    actual=fields[key.name].simpleString(),
+                    declared=key.dtype,
+                    view=view.name,
+                )
+    return EntityInput(df=df, timestamp_column=ts)
+
+
+def check_key_column(df: DataFrame, column: str, dtype: str, *, where: str, view: str) -> None:
+    """Check a feature table's join-key column against the declared type."""
+    actual = df.schema[column].dataType
+    if not isinstance(actual, _COMPATIBLE_KEY_TYPES[dtype]):
+        raise JoinKeyTypeError(column=column, where=where, actual=actual.simpleString(), declared=dtype, view=view)

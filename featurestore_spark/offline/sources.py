@@ -1,0 +1,70 @@
+"""Read a feature view's Delta source into the engine's normal form.
+
+Normal form: ``__k0..__kN`` (join keys, cast to the declared type), ``__ts`` (event
+time), ``__c`` (created time, null when the view has none), ``__tie`` (a hash of all the
+row's feature values: the fixed, content-based rule for rows that tie on both timestamps),
+then the requested features under their view names. Columns are selected by name, so Delta reads only those.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from featurestore_spark.errors import MissingColumnError, TimestampTypeError
+from featurestore_spark.offline.entity_input import check_key_column, read_delta
+from featurestore_spark.specs import FeatureViewSpec
+
+TS, CREATED, TIE = "__ts", "__c", "__tie"
+
+
+def key_col(i: int) -> str:
+    return f"__k{i}"
+
+
+def read_view(spark: SparkSession, view: FeatureViewSpec, features: tuple[str, ...]) -> DataFrame:
+    """The view's rows in normal form, with only ``features`` among the feature columns.
+
+    Raises:
+        SourceError: the source is not a readable Delta table.
+        MissingColumnError: the table lacks a key, timestamp or feature column.
+        JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
+    """
+    src = view.source
+    raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'")
+    where = f"Delta table {src.location} (source of feature view '{view.name}')"
+
+    def column(name: str, needed_by: str) -> str:
+        physical = src.column_for(name)
+        if physical not in raw.columns:
+            mapped = f" (mapped from '{physical}' by field_mapping)" if physical != name else ""
+            raise MissingColumnError(
+                column=physical, where=where, needed_by=needed_by + mapped, available=raw.columns,
+                fix="Fix the view's schema, field_mapping or source",
+            )
+        return physical
+
+    selected = []
+    for i, key in enumerate(view.join_keys):
+        physical = column(key.name, "join key")
+        check_key_column(raw, physical, key.dtype, where=where, view=view.name)
+        selected.append(F.col(physical).cast(key.spark_type).alias(key_col(i)))
+    for name, alias in ((src.timestamp_field, TS), (src.created_timestamp_column, CREATED)):
+        if name is None:
+            selected.append(F.lit(None).cast("timestamp").alias(alias))
+            continue
+        physical = column(name, "timestamp column")
+        if not isinstance(raw.schema[physical].dataType, (T.TimestampType, T.TimestampNTZType)):
+            raise TimestampTypeError(
+                f"{where}: column '{physical}' has type {raw.schema[physical].dataType.simpleString()}; "
+                "event and created timestamps must be timestamps"
+            )
+        selected.append(F.col(physical).cast("timestamp").alias(alias))
+    all_features = [F.col(column(f.name, "feature column")) for f in view.features]
+    selected.append(F.xxhash64(*all_features).alias(TIE))
+    for name in features:
+        spec = view.feature(name)
+        assert spec is not None, name  # refs are resolved against the view before this
+        selected.append(F.col(column(name, "feature column")).cast(spec.spark_type).alias(name))
+    return raw.select(*selected)

@@ -1,0 +1,172 @@
+"""Load a Feast feature repo into frozen specs, with or without a prior ``feast apply``.
+
+The repo's Python files are imported (as Feast's own ``feast apply`` does) and the Feast
+objects found in them are converted once into :mod:`featurestore_spark.specs`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import yaml
+from feast import Entity, FeatureService, FeatureView
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast.repo_operations import get_repo_files
+from feast.table_format import DeltaFormat
+
+from featurestore_spark.errors import RepoError
+from featurestore_spark.specs import (
+    EntitySpec,
+    FeatureRef,
+    FeatureServiceSpec,
+    FeatureViewSpec,
+    FieldSpec,
+    RepoSpec,
+    SourceSpec,
+)
+
+
+def load_repo(repo_path: str | Path) -> RepoSpec:
+    """Read ``feature_store.yaml`` and the Feast definitions of a repo.
+
+    Args:
+        repo_path: folder holding ``feature_store.yaml`` and the definition files.
+
+    Returns:
+        The repo as specs.
+
+    Example:
+        >>> repo = load_repo("feature_repo")  # doctest: +SKIP
+        >>> sorted(repo.views)                # doctest: +SKIP
+        ['customer_profile', 'driver_customer_stats', 'driver_hourly_stats']
+    """
+    root = Path(repo_path).resolve()
+    config_file = root / "feature_store.yaml"
+    if not config_file.is_file():
+        raise RepoError(f"no feature_store.yaml in {root}; pass repo_path= the folder of a Feast repo")
+    config = yaml.safe_load(config_file.read_text()) or {}
+    project = config.get("project")
+    if not project:
+        raise RepoError(f"{config_file} has no 'project'; add `project: <name>`")
+
+    objects = _import_definitions(root)
+    entities = {e.name: _entity_spec(e) for e in objects if isinstance(e, Entity)}
+    by_key = {e.join_key: e for e in entities.values()}
+    views = {v.name: _view_spec(v, by_key) for v in objects if type(v) is FeatureView}
+    services = {s.name: _service_spec(s) for s in objects if isinstance(s, FeatureService)}
+    online = config.get("online_store") or {}
+    return RepoSpec(
+        project=project,
+        repo_path=str(root),
+        views=views,
+        entities=entities,
+        services=services,
+        online_store=tuple(online.items()) if isinstance(online, dict) else (("type", online),),
+        entity_key_serialization_version=int(config.get("entity_key_serialization_version", 3)),
+    )
+
+
+def _import_definitions(root: Path) -> list[object]:
+    """Import every definition file of the repo; return the distinct Feast objects, in file order."""
+    found: list[object] = []
+    seen: set[int] = set()
+    sys.path.insert(0, str(root))  # definition files may import each other, as under `feast apply`
+    try:
+        for i, file in enumerate(get_repo_files(root)):
+            spec = importlib.util.spec_from_file_location(f"_fsspark_repo_{abs(hash(root))}_{i}", file)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # re-raised with the file named; the cause is kept
+                raise RepoError(f"importing {file} failed: {exc}") from exc
+            for obj in vars(module).values():
+                if isinstance(obj, (Entity, FeatureView, FeatureService)) and id(obj) not in seen:
+                    seen.add(id(obj))
+                    found.append(obj)
+    finally:
+        sys.path.remove(str(root))
+    return found
+
+
+def _value_type(dtype: object) -> str:
+    return dtype.to_value_type().name  # type: ignore[attr-defined]
+
+
+def _entity_spec(entity: Entity) -> EntitySpec:
+    return EntitySpec(
+        name=entity.name,
+        join_key=entity.join_key,
+        dtype=entity.value_type.name,
+        description=entity.description,
+        owner=entity.owner,
+        tags=tuple(sorted(entity.tags.items())),
+    )
+
+
+def _source_spec(view: FeatureView) -> SourceSpec:
+    source = view.batch_source
+    if not isinstance(source, SparkSource):
+        raise RepoError(
+            f"feature view '{view.name}' has a {type(source).__name__}; the engine reads Delta tables: use "
+            "SparkSource(path=..., table_format=DeltaFormat()) or SparkSource(table=...)"
+        )
+    if source.path and not isinstance(source.table_format, DeltaFormat):
+        raise RepoError(
+            f"source '{source.name}' of feature view '{view.name}' is a path without table_format=DeltaFormat(); "
+            "the engine reads Delta tables only: add table_format=DeltaFormat() (from feast.table_format)"
+        )
+    if source.query:
+        raise RepoError(f"source '{source.name}' is a query; the engine reads Delta tables by path or table name")
+    return SourceSpec(
+        name=source.name,
+        path=source.path or None,
+        table=None if source.path else source.table,
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column or None,
+        field_mapping=tuple(sorted(source.field_mapping.items())),
+    )
+
+
+def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> FeatureViewSpec:
+    declared = {f.name: _value_type(f.dtype) for f in view.entity_columns}
+    keys = []
+    for key in view.join_keys:
+        dtype = declared.get(key) or (entities_by_key[key].dtype if key in entities_by_key else None)
+        if dtype is None:
+            raise RepoError(f"feature view '{view.name}': join key '{key}' has no declared type; add it to the schema")
+        keys.append(FieldSpec(name=key, dtype=dtype))
+    try:
+        features = tuple(FieldSpec(name=f.name, dtype=_value_type(f.dtype)) for f in view.features)
+        return FeatureViewSpec(
+            name=view.name,
+            join_keys=tuple(keys),
+            features=features,
+            source=_source_spec(view),
+            ttl=view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None,
+            description=view.description,
+            owner=view.owner,
+            tags=tuple(sorted(view.tags.items())),
+            online=view.online,
+        )
+    except ValueError as exc:
+        if isinstance(exc, RepoError):
+            raise
+        raise RepoError(str(exc)) from exc
+
+
+def _service_spec(service: FeatureService) -> FeatureServiceSpec:
+    refs = tuple(
+        FeatureRef(view=p.name_to_use(), feature=f.name)
+        for p in service.feature_view_projections
+        for f in p.features
+    )
+    return FeatureServiceSpec(
+        name=service.name,
+        features=refs,
+        description=service.description,
+        owner=service.owner,
+        tags=tuple(sorted(service.tags.items())),
+    )

@@ -1,0 +1,95 @@
+"""Build a SparkSession with Delta Lake and UTC, from a profile in ``conf/``.
+
+Only entry points (jobs, CLI, and ``FeatureStore`` when given no session) call this;
+library code takes the session as a parameter.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pyspark.sql import SparkSession
+
+from featurestore_spark.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: Delta artifact coordinates matching the pinned delta-spark / pyspark (see scripts/setup.sh).
+DELTA_VERSION = "4.4.0"
+DELTA_PACKAGES = (f"io.delta:delta-spark_4.2_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}")
+
+_ALWAYS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # Timestamps are instants; the session and the JVMs read and print them in UTC.
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+    "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+}
+
+
+class Profile(BaseModel):
+    """A Spark profile file (``conf/<name>.yaml``). Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    master: str | None = Field(None, description="Spark master URL; null leaves it to spark-submit.")
+    jars_dir: str | None = Field(
+        None, description="Folder with the Delta jars (relative to the project root); null: spark-submit provides them."
+    )
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
+
+
+def load_profile(name: str = "local", conf_dir: str | Path | None = None) -> Profile:
+    """Read ``<conf_dir>/<name>.yaml`` (conf_dir: argument, else $FSSPARK_CONF_DIR, else the project's conf/)."""
+    folder = Path(conf_dir or os.environ.get("FSSPARK_CONF_DIR") or PROJECT_ROOT / "conf")
+    file = folder / f"{name}.yaml"
+    if not file.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ConfigError(f"no Spark profile '{name}' in {folder} (profiles: {', '.join(known) or 'none'})")
+    try:
+        return Profile(**(yaml.safe_load(file.read_text()) or {}))
+    except ValidationError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+
+
+def build_session(
+    profile: str = "local",
+    *,
+    app_name: str = "featurestore_spark",
+    conf_dir: str | Path | None = None,
+    extra_conf: dict[str, str] | None = None,
+) -> SparkSession:
+    """Get or create a SparkSession configured for Delta Lake and UTC.
+
+    Args:
+        profile: name of a profile in ``conf/`` ("local" or "cluster").
+        app_name: Spark application name.
+        conf_dir: folder of profile files (default: $FSSPARK_CONF_DIR or the project's conf/).
+        extra_conf: settings applied last, over the profile.
+
+    Example:
+        >>> spark = build_session("local")  # doctest: +SKIP
+    """
+    prof = load_profile(profile, conf_dir)
+    builder = SparkSession.builder.appName(app_name)
+    if prof.master:
+        builder = builder.master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
+    conf = {**prof.spark_conf, **_jar_conf(prof), **_ALWAYS, **(extra_conf or {})}
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _jar_conf(prof: Profile) -> dict[str, str]:
+    if prof.jars_dir is None:
+        return {}
+    folder = Path(os.environ.get("FSSPARK_JARS_DIR") or PROJECT_ROOT / prof.jars_dir)
+    jars = sorted(folder.glob("delta-*.jar")) if folder.is_dir() else []
+    if jars:
+        return {"spark.jars": ",".join(str(j) for j in jars)}
+    # No cached jars (setup not run): let Spark resolve them through Ivy, which needs Maven Central.
+    return {"spark.jars.packages": ",".join(DELTA_PACKAGES)}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs on a fresh Debian machine, idempotently:
+#   1. checks Java (Spark 4 needs 17+),
+#   2. a virtualenv in .venv with the pinned packages and this project (editable),
+#   3. the Delta Lake jars from Maven Central, cached in .cache/jars (later runs work offline),
+#   4. redis-server from Debian's packages (for the online store and its tests).
+# Usage: scripts/setup.sh            (FSSPARK_SKIP_REDIS=1 skips step 4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DELTA_VERSION=4.4.0          # keep equal to delta-spark in requirements.lock.txt
+SPARK_MINOR=4.2              # keep equal to pyspark's major.minor in requirements.lock.txt
+JARS_DIR="$ROOT/.cache/jars"
+
+log() { printf '[setup] %s\n' "$*"; }
+
+# 1. Java
+if ! command -v java >/dev/null 2>&1; then
+  echo "[setup] ERROR: Java is not installed. Spark 4 needs Java 17 or newer:" >&2
+  echo "        apt-get install -y openjdk-17-jre-headless   (then run this script again)" >&2
+  exit 1
+fi
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+if [ "${java_major:-0}" -lt 17 ]; then
+  echo "[setup] ERROR: Java ${java_major} found; Spark 4 needs Java 17 or newer." >&2
+  exit 1
+fi
+log "java ${java_major} ok"
+
+# 2. Python packages
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.fsspark-installed
+want=$(cat requirements.lock.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "installing pinned packages (first run takes a few minutes)"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -r requirements.lock.txt
+  .venv/bin/pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+log "python packages ok"
+
+# 3. Delta jars (Maven Central once, then the local cache)
+delta_jar="$JARS_DIR/delta-spark_${SPARK_MINOR}_2.13-${DELTA_VERSION}.jar"
+storage_jar="$JARS_DIR/delta-storage-${DELTA_VERSION}.jar"
+if [ ! -f "$delta_jar" ] || [ ! -f "$storage_jar" ]; then
+  mkdir -p "$JARS_DIR"
+  if command -v mvn >/dev/null 2>&1; then
+    log "fetching Delta ${DELTA_VERSION} jars with Maven"
+    for art in "io.delta:delta-spark_${SPARK_MINOR}_2.13:${DELTA_VERSION}" "io.delta:delta-storage:${DELTA_VERSION}"; do
+      mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$JARS_DIR" >/dev/null
+    done
+  else
+    log "fetching Delta ${DELTA_VERSION} jars with curl (Maven not found)"
+    base=https://repo1.maven.org/maven2/io/delta
+    curl -fsSL -o "$delta_jar" "$base/delta-spark_${SPARK_MINOR}_2.13/${DELTA_VERSION}/$(basename "$delta_jar")"
+    curl -fsSL -o "$storage_jar" "$base/delta-storage/${DELTA_VERSION}/$(basename "$storage_jar")"
+  fi
+fi
+log "delta jars ok ($JARS_DIR)"
+
+# 4. Redis server
+if [ "${FSSPARK_SKIP_REDIS:-0}" != "1" ] && ! command -v redis-server >/dev/null 2>&1; then
+  log "installing redis-server from Debian's packages"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+command -v redis-server >/dev/null 2>&1 && log "redis-server ok ($(redis-server --version | cut -d' ' -f3))"
+log "done"
