@@ -1,0 +1,35 @@
+"""One SparkSession (Delta, UTC, local[2]) for the whole run, shared through pytest-spark."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from featurestore_spark.session import build_session
+
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.driver.memory": "4g",
+}
+
+
+@pytest.fixture(scope="session")
+def _spark_session():
+    """Overrides pytest-spark's session so that ``spark_session`` has Delta and UTC."""
+    os.environ.setdefault("FSSPARK_SPARK_MASTER", "local[2]")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = build_session("local", app_name="featurestore_spark-tests", extra_conf=TEST_CONF)
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(spark_session):
+    return spark_session

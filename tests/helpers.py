@@ -1,0 +1,46 @@
+"""Small builders shared by the tests: specs over Delta tables written from pandas."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from featurestore_spark.specs import FeatureViewSpec, FieldSpec, RepoSpec, SourceSpec
+
+T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def minutes(n: float | None) -> datetime | None:
+    return None if n is None else T0 + timedelta(minutes=n)
+
+
+def write_delta(spark, pdf: pd.DataFrame, path: str, schema: str) -> str:
+    spark.createDataFrame(pdf, schema=schema).write.format("delta").mode("overwrite").save(path)
+    return path
+
+
+def view_spec(
+    name: str,
+    path: str,
+    keys: dict[str, str],
+    features: dict[str, str],
+    *,
+    ttl: timedelta | None = None,
+    created: str | None = None,
+    field_mapping: tuple[tuple[str, str], ...] = (),
+) -> FeatureViewSpec:
+    return FeatureViewSpec(
+        name=name,
+        join_keys=tuple(FieldSpec(name=k, dtype=t) for k, t in keys.items()),
+        features=tuple(FieldSpec(name=f, dtype=t) for f, t in features.items()),
+        source=SourceSpec(
+            name=f"{name}_source", path=path, timestamp_field="ts", created_timestamp_column=created,
+            field_mapping=field_mapping,
+        ),
+        ttl=ttl,
+    )
+
+
+def repo_of(*views: FeatureViewSpec) -> RepoSpec:
+    return RepoSpec(project="test", repo_path=".", views={v.name: v for v in views})
