@@ -1,0 +1,150 @@
+"""Bad input fails fast, in the call, with a message naming the culprit and the fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from featurestore_spark import (
+    FeatureNameCollisionError,
+    InvalidFeatureRefError,
+    JoinKeyTypeError,
+    MissingColumnError,
+    NullEventTimestampError,
+    SourceError,
+    TimestampTypeError,
+    UnknownFeatureError,
+    UnknownFeatureViewError,
+)
+from featurestore_spark.offline import retrieval
+from tests.helpers import minutes, repo_of, view_spec, write_delta
+
+
+@pytest.fixture(scope="module")
+def repo(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("errors")
+    rows = pd.DataFrame({"driver_id": [1], "ts": [minutes(0)], "rate": [0.5], "name": ["a"]})
+    write_delta(spark, rows, f"{root}/drivers", "driver_id long, ts timestamp, rate double, name string")
+    write_delta(spark, rows.rename(columns={"driver_id": "rider_id"}), f"{root}/riders",
+                "rider_id long, ts timestamp, rate double, name string")
+    write_delta(spark, rows, f"{root}/badkeys", "driver_id string, ts timestamp, rate double, name string")
+    drivers = view_spec("drivers", f"{root}/drivers", {"driver_id": "INT64"}, {"rate": "DOUBLE", "name": "STRING"},
+                        ttl=timedelta(days=1))
+    riders = view_spec("riders", f"{root}/riders", {"rider_id": "INT64"}, {"rate": "DOUBLE"})
+    missing = view_spec("missing", f"{root}/nowhere", {"driver_id": "INT64"}, {"rate": "DOUBLE"})
+    bad_col = view_spec("bad_col", f"{root}/drivers", {"driver_id": "INT64"}, {"speed": "DOUBLE"})
+    bad_keys = view_spec("bad_keys", f"{root}/badkeys", {"driver_id": "INT64"}, {"rate": "DOUBLE"})
+    return repo_of(drivers, riders, missing, bad_col, bad_keys)
+
+
+def entity(spark, **cols):
+    data = {"driver_id": [1], "event_timestamp": [minutes(5)]} | cols
+    return spark.createDataFrame(pd.DataFrame(data))
+
+
+def run(spark, repo, entity_df, features, **kw):
+    return retrieval.get_historical_features(spark, repo, entity_df, features, **kw)
+
+
+def test_missing_join_key(spark, repo):
+    df = spark.createDataFrame(pd.DataFrame({"customer_id": [1], "event_timestamp": [minutes(5)]}))
+    with pytest.raises(MissingColumnError, match=r"entity_df lacks join key 'driver_id' \(columns: customer_id, "
+                       r"event_timestamp\)\. Feature view 'drivers' joins on driver_id"):
+        run(spark, repo, df, ["drivers:rate"])
+
+
+def test_missing_timestamp_column(spark, repo):
+    df = spark.createDataFrame(pd.DataFrame({"driver_id": [1], "when": ["2026-01-01"]}))
+    with pytest.raises(MissingColumnError, match=r"entity_df lacks the event-timestamp column 'event_timestamp'.*"
+                       r"Name the event-time column 'event_timestamp' and give it a timestamp type"):
+        run(spark, repo, df, ["drivers:rate"])
+
+
+def test_timestamp_of_wrong_type(spark, repo):
+    df = spark.createDataFrame(pd.DataFrame({"driver_id": [1], "event_timestamp": ["2026-01-01"]}))
+    with pytest.raises(TimestampTypeError, match=r"column 'event_timestamp' has type string; it must be a timestamp"):
+        run(spark, repo, df, ["drivers:rate"])
+
+
+def test_unknown_view(spark, repo):
+    with pytest.raises(UnknownFeatureViewError, match=r"feature reference 'driverz:rate' names unknown feature view "
+                       r"'driverz' \(views in the repo: bad_col, bad_keys, drivers, missing, riders\)"):
+        run(spark, repo, entity(spark), ["driverz:rate"])
+
+
+def test_unknown_feature(spark, repo):
+    with pytest.raises(UnknownFeatureError, match=r"feature view 'drivers' has no feature 'speed' \(its features: "
+                       r"rate, name\)"):
+        run(spark, repo, entity(spark), ["drivers:speed"])
+
+
+@pytest.mark.parametrize("ref", ["drivers.rate", "drivers:", ":rate", "a:b:c"])
+def test_malformed_reference(spark, repo, ref):
+    with pytest.raises(InvalidFeatureRefError, match="is not of the form 'view:feature'|neither a feature service"):
+        run(spark, repo, entity(spark), [ref] if ref != "drivers.rate" else ref)
+
+
+def test_name_collision_names_both_views(spark, repo):
+    df = entity(spark, rider_id=[1])
+    with pytest.raises(FeatureNameCollisionError, match=r"output column 'rate' would come from both feature view "
+                       r"'drivers' and feature view 'riders'; pass full_feature_names=True"):
+        run(spark, repo, df, ["drivers:rate", "riders:rate"])
+    out = run(spark, repo, df, ["drivers:rate", "riders:rate"], full_feature_names=True)
+    assert out.columns[-2:] == ["drivers__rate", "riders__rate"]
+
+
+def test_collision_with_an_entity_column(spark, repo):
+    with pytest.raises(FeatureNameCollisionError, match=r"'name' would come from both entity_df column 'name' and "
+                       r"feature view 'drivers'"):
+        run(spark, repo, entity(spark, name=["x"]), ["drivers:name"])
+
+
+def test_join_key_type_mismatch_in_entity_df(spark, repo):
+    df = spark.createDataFrame(pd.DataFrame({"driver_id": ["1"], "event_timestamp": [minutes(5)]}))
+    with pytest.raises(JoinKeyTypeError, match=r"join key 'driver_id' in entity_df has type string, but feature view "
+                       r"'drivers' declares it INT64; cast the column"):
+        run(spark, repo, df, ["drivers:rate"])
+
+
+def test_join_key_type_mismatch_in_source(spark, repo):
+    with pytest.raises(JoinKeyTypeError, match=r"join key 'driver_id' in Delta table .*badkeys \(source of feature "
+                       r"view 'bad_keys'\) has type string, but feature view 'bad_keys' declares it INT64"):
+        run(spark, repo, entity(spark), ["bad_keys:rate"])
+
+
+def test_null_event_timestamps_are_counted(spark, repo):
+    df = spark.createDataFrame(
+        pd.DataFrame({"driver_id": [1, 2, 3], "event_timestamp": [minutes(1), None, None]}),
+        "driver_id long, event_timestamp timestamp",
+    )
+    with pytest.raises(NullEventTimestampError, match=r"entity_df has 2 row\(s\) with a null 'event_timestamp'"):
+        run(spark, repo, df, ["drivers:rate"])
+
+
+def test_source_that_is_not_a_delta_table(spark, repo):
+    with pytest.raises(SourceError, match=r"source of feature view 'missing': '.*nowhere' is not a Delta table"):
+        run(spark, repo, entity(spark), ["missing:rate"])
+
+
+def test_source_lacking_a_feature_column(spark, repo):
+    with pytest.raises(MissingColumnError, match=r"Delta table .*drivers \(source of feature view 'bad_col'\) lacks "
+                       r"feature column 'speed'"):
+        run(spark, repo, entity(spark), ["bad_col:speed"])
+
+
+def test_entity_path_that_is_not_delta(spark, repo, tmp_path):
+    with pytest.raises(SourceError, match=r"entity_df: '.*' is not a Delta table"):
+        run(spark, repo, str(tmp_path), ["drivers:rate"])
+
+
+def test_errors_come_before_any_spark_job(spark, repo):
+    """Name and schema errors are raised without running a job (the statistics run last)."""
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup())
+    with pytest.raises(UnknownFeatureError):
+        run(spark, repo, entity(spark), ["drivers:speed"])
+    with pytest.raises(JoinKeyTypeError):
+        run(spark, repo, entity(spark), ["bad_keys:rate"])
+    assert set(tracker.getJobIdsForGroup()) == before

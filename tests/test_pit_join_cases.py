@@ -1,0 +1,131 @@
+"""Readable cases of SEMANTICS.md section 1, each next to the rule it checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+from featurestore_spark.offline import retrieval
+from tests.helpers import minutes, repo_of, view_spec, write_delta
+
+US = timedelta(microseconds=1)
+
+
+@pytest.fixture(scope="module")
+def repo(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cases")
+    stats = pd.DataFrame({
+        "driver_id": [1, 1, 1, 1, 2, 2, 3],
+        "ts": [minutes(0), minutes(10), minutes(10), minutes(20), minutes(0), minutes(0), minutes(0)],
+        "created": [minutes(0), minutes(11), minutes(30), None, minutes(1), None, minutes(0)],
+        "rate": [0.0, 0.1, 0.2, 0.3, 2.0, 2.5, 3.0],
+    })
+    write_delta(spark, stats, f"{root}/stats", "driver_id long, ts timestamp, created timestamp, rate double")
+    ttl_view = view_spec("stats", f"{root}/stats", {"driver_id": "INT64"}, {"rate": "DOUBLE"},
+                         ttl=timedelta(minutes=5), created="created")
+    forever = view_spec("stats_forever", f"{root}/stats", {"driver_id": "INT64"}, {"rate": "DOUBLE"},
+                        created="created")
+    return repo_of(ttl_view, forever)
+
+
+def features(spark, repo, times, refs=("stats:rate",), driver=1, **kw):
+    df = spark.createDataFrame(
+        pd.DataFrame({"i": range(len(times)), "driver_id": [driver] * len(times), "event_timestamp": times}),
+        "i long, driver_id long, event_timestamp timestamp",
+    )
+    out = retrieval.get_historical_features(spark, repo, df, list(refs), full_feature_names=True, **kw)
+    return [tuple(r)[3:] for r in sorted(out.collect(), key=lambda r: r["i"])]
+
+
+def test_ttl_window_is_inclusive_at_both_ends(spark, repo):
+    # driver 1 rows at minute 0 (0.0), minute 10 (0.1 / 0.2), minute 20 (0.3); ttl 5 minutes
+    got = features(spark, repo, [minutes(0), minutes(5), minutes(5) + US, minutes(10) - US])
+    assert got == [(0.0,), (0.0,), (None,), (None,)]
+
+
+def test_created_timestamp_breaks_ties_and_null_created_ranks_lowest(spark, repo):
+    # minute 10 has created 11 (0.1) and 30 (0.2): the later created wins
+    assert features(spark, repo, [minutes(10)]) == [(0.2,)]
+    # driver 2: two rows at minute 0, created minute 1 (2.0) and null (2.5): null ranks lowest
+    assert features(spark, repo, [minutes(0)], driver=2) == [(2.0,)]
+
+
+def test_filter_by_created_timestamp_uses_what_was_known(spark, repo):
+    # at minute 12 the row created at minute 30 was not known yet; the one created at 11 was
+    assert features(spark, repo, [minutes(12)], filter_by_created_timestamp=True) == [(0.1,)]
+    # at minute 31 (ttl 5: window [26, 31]) nothing qualifies: minute 20's row has a null created time
+    assert features(spark, repo, [minutes(31)], filter_by_created_timestamp=True) == [(None,)]
+    # unlimited ttl: at 21 the row created at 30 is unknown; minute 20's row (null created) is never used
+    got = features(spark, repo, [minutes(21), minutes(31)], refs=("stats_forever:rate",), filter_by_created_timestamp=True)
+    assert got == [(0.1,), (0.2,)]
+    # driver 2 at minute 0: the created-minute-1 row is unknown, the null-created one is excluded
+    assert features(spark, repo, [minutes(0)], driver=2, filter_by_created_timestamp=True) == [(None,)]
+
+
+def test_unlimited_ttl_reaches_any_distance_back(spark, repo):
+    got = features(spark, repo, [minutes(60 * 24 * 365)], refs=("stats_forever:rate",))
+    assert got == [(0.3,)]
+
+
+def test_nothing_from_the_future(spark, repo):
+    assert features(spark, repo, [minutes(0) - US], refs=("stats_forever:rate",)) == [(None,)]
+
+
+def test_unknown_key_and_null_key_give_nulls(spark, repo):
+    df = spark.createDataFrame(
+        pd.DataFrame({"driver_id": [99, None], "event_timestamp": [minutes(1), minutes(1)]}),
+        "driver_id long, event_timestamp timestamp",
+    )
+    out = retrieval.get_historical_features(spark, repo, df, ["stats:rate"]).collect()
+    assert sorted((r["driver_id"] or 0, r["rate"]) for r in out) == [(0, None), (99, None)]
+
+
+def test_entity_columns_unchanged_and_in_order(spark, repo):
+    df = spark.createDataFrame(
+        pd.DataFrame({"z_label": [1.5], "event_timestamp": [minutes(1)], "driver_id": [3], "a_note": ["x"]}),
+        "z_label double, event_timestamp timestamp_ntz, driver_id int, a_note string",
+    )
+    out = retrieval.get_historical_features(spark, repo, df, ["stats:rate", "stats_forever:rate"], full_feature_names=True)
+    assert out.columns == ["z_label", "event_timestamp", "driver_id", "a_note", "stats__rate", "stats_forever__rate"]
+    assert [f.dataType.simpleString() for f in out.schema.fields[:4]] == ["double", "timestamp_ntz", "int", "string"]
+    assert [tuple(r) for r in out.collect()] == [(1.5, minutes(1).replace(tzinfo=None), 3, "x", 3.0, 3.0)]
+
+
+def test_pandas_sql_and_delta_entity_inputs(spark, repo, tmp_path):
+    naive = pd.DataFrame({"driver_id": [1], "event_timestamp": [pd.Timestamp("2026-03-01 00:04:00")]})  # UTC
+    assert retrieval.get_historical_features(spark, repo, naive, ["stats:rate"]).first()["rate"] == 0.0
+    write_delta(spark, naive, str(tmp_path / "ents"), "driver_id long, event_timestamp timestamp")
+    assert retrieval.get_historical_features(spark, repo, str(tmp_path / "ents"), ["stats:rate"]).first()["rate"] == 0.0
+    sql = "SELECT 1L AS driver_id, TIMESTAMP'2026-03-01 00:04:00' AS event_timestamp"
+    assert retrieval.get_historical_features(spark, repo, sql, ["stats:rate"]).first()["rate"] == 0.0
+
+
+def test_exact_ties_are_settled_the_same_way_whatever_the_file_layout(spark, tmp_path):
+    rows = pd.DataFrame({
+        "driver_id": [7] * 6, "ts": [minutes(0)] * 6, "created": [minutes(0)] * 6, "rate": [float(i) for i in range(6)],
+    })
+    schema = "driver_id long, ts timestamp, created timestamp, rate double"
+    write_delta(spark, rows, str(tmp_path / "a"), schema)
+    spark.createDataFrame(rows.iloc[::-1], schema).repartition(3).write.format("delta").save(str(tmp_path / "b"))
+    answers = set()
+    for name in ("a", "b"):
+        repo = repo_of(view_spec("v", str(tmp_path / name), {"driver_id": "INT64"}, {"rate": "DOUBLE"}, created="created"))
+        ent = pd.DataFrame({"driver_id": [7], "event_timestamp": [minutes(1)]})
+        answers.add(retrieval.get_historical_features(spark, repo, ent, ["v:rate"]).first()["rate"])
+    assert len(answers) == 1 and answers <= set(rows["rate"])
+
+
+def test_empty_entity_df_gives_empty_typed_result(spark, repo):
+    df = spark.createDataFrame([], "driver_id long, event_timestamp timestamp")
+    out = retrieval.get_historical_features(spark, repo, df, ["stats:rate"])
+    assert out.columns == ["driver_id", "event_timestamp", "rate"] and out.count() == 0
+
+
+def test_explain_names_the_strategy_and_bucket_choice(spark, repo):
+    ent = pd.DataFrame({"driver_id": [1, 1, 2], "event_timestamp": [minutes(1), minutes(50), minutes(9)]})
+    text = retrieval.prepare(spark, repo, ent, ["stats:rate"]).plan.explain()
+    assert "point-in-time join of 3 entity rows" in text
+    assert "windowed range join" in text and "bucket width" in text
+    assert "key pruning: yes: 2 distinct entity keys" in text
