@@ -22,9 +22,15 @@ def _u(seed: int, salt: str) -> Column:
     return (F.pmod(h, F.lit(1 << 30)) / F.lit(float(1 << 30))).cast("double")
 
 
-def _zipf_key(seed: int, salt: str, n: int) -> Column:
-    """A key in [1, n] with P(k) ~ 1/k (inverse CDF of the continuous Zipf s=1 law)."""
-    return F.least(F.floor(F.pow(F.lit(float(n + 1)), _u(seed, salt))), F.lit(n)).cast("bigint")
+def _zipf_key(seed: int, salt: str, n: int, s: float) -> Column:
+    """A key in [1, n] with P(k) ~ k^-s (inverse CDF of the continuous Zipf law); s=0 is uniform."""
+    u = _u(seed, salt)
+    if s == 1.0:
+        x = F.pow(F.lit(float(n + 1)), u)
+    else:
+        a = 1.0 - s
+        x = F.pow(F.lit(1.0) + u * F.lit((n + 1) ** a - 1.0), F.lit(1.0 / a))
+    return F.least(F.floor(x), F.lit(n)).cast("bigint")
 
 
 def _ts(seed: int, salt: str, start: datetime, days: float) -> Column:
@@ -45,12 +51,18 @@ def _with_corrections(df: DataFrame, seed: int, share: float, changed: dict[str,
     return df.unionByName(fixes)
 
 
-def driver_id_col(seed: int, n_entities: int) -> Column:
-    return _zipf_key(seed, "driver", n_entities) + F.lit(1000)
+#: Zipf exponents of the keys: training events concentrate on hot drivers and customers (s=1);
+#: feature tables get one update stream per entity (uniform keys), so the textbook join stays feasible.
+ENTITY_SKEW = 1.0
+FEATURE_SKEW = 0.0
 
 
-def customer_id_col(seed: int, n_entities: int) -> Column:
-    return F.format_string("C%07d", _zipf_key(seed, "customer", n_entities))
+def driver_id_col(seed: int, n_entities: int, skew: float = FEATURE_SKEW) -> Column:
+    return _zipf_key(seed, "driver", n_entities, skew) + F.lit(1000)
+
+
+def customer_id_col(seed: int, n_entities: int, skew: float = FEATURE_SKEW) -> Column:
+    return F.format_string("C%07d", _zipf_key(seed, "customer", n_entities, skew))
 
 
 def driver_hourly_stats(spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float) -> DataFrame:
@@ -119,8 +131,8 @@ def entity_rows(spark: SparkSession, rows: int, n_entities: int, seed: int, star
     """Entity rows to train on: driver and customer keys, an event timestamp and a label."""
     s = seed + 7919
     return spark.range(rows).select(
-        driver_id_col(s, n_entities).alias("driver_id"),
-        customer_id_col(s, n_entities).alias("customer_id"),
+        driver_id_col(s, n_entities, ENTITY_SKEW).alias("driver_id"),
+        customer_id_col(s, n_entities, ENTITY_SKEW).alias("customer_id"),
         _ts(s, "ets", start, days).alias("event_timestamp"),
         (_u(s, "label") < 0.3).cast("int").alias("label"),
     )

@@ -19,6 +19,7 @@ in the bucket of that visibility time, so a bucket's carry-in is visible to all 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -69,7 +70,7 @@ def point_in_time_join(
         group = [by_view[v.name] for v in views]
         names = {(r.view.name, f): f"__f{len(internal) + j}" for j, (r, f) in enumerate(_pairs(group))}
         internal.update(names)
-        out = _join_group(out, ts_column, group, frames, plan, plan.group(keys), names, filter_by_created_timestamp)
+        out = _join_group(out, entity, ts_column, group, frames, plan, plan.group(keys), names, filter_by_created_timestamp)
     features = [
         F.col(internal[(r.view.name, f)]).alias(name) for r in requests for f, name in zip(r.features, r.output_names)
     ]
@@ -85,6 +86,7 @@ def _micros(col: Column) -> Column:
 
 
 def _join_group(
+    current: DataFrame,
     entity: DataFrame,
     ts_column: str,
     group: list[ViewRequest],
@@ -95,33 +97,44 @@ def _join_group(
     by_created: bool,
 ) -> DataFrame:
     keys = [key_col(i) for i in range(len(gplan.join_keys))]
-    width = max(1, int(gplan.bucket_width.total_seconds() * 1_000_000))
+    width = max(1, gplan.bucket_width // timedelta(microseconds=1))
+    buckets = bucket_count(plan, width)
     e_us = _micros(F.col(f"`{ts_column}`"))
     key_types = [k.spark_type for k in group[0].view.join_keys]
     entity_keys = [F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, key_types, keys)]
-    ents = entity.select(
-        *entity_keys,
-        F.floor(e_us / width).alias(_BUCKET),
-        e_us.alias(_VIS),
-        F.lit(_ENTITY).alias(_KIND),
-        F.struct(*[F.col(f"`{c}`") for c in entity.columns]).alias(_PAYLOAD),
+    bucket = _bucket(e_us, plan, buckets, width)
+    # ``current`` is the entity rows with the features of earlier key sets, carried whole through
+    # this key set's shuffle (joining a row id back instead measured slower). It is read once, by
+    # the union; everything else derives from the original ``entity``, so no earlier join reruns.
+    ents = current.select(
+        *entity_keys, bucket, e_us.alias(_VIS), F.lit(_ENTITY).alias(_KIND),
+        F.struct(*[F.col(f"`{c}`") for c in current.columns]).alias(_PAYLOAD),
     )
-    first_bucket = (plan.min_us or 0) // width
-    key_filter = F.broadcast(entity.select(*entity_keys).distinct()) if gplan.prune_keys else None
+    key_ranges = None
+    if gplan.prune_keys:
+        # Each key's entity time range, broadcast: feature rows of keys the entity side lacks, or
+        # outside [first entity time - ttl, last entity time] of their key, can never win.
+        key_ranges = F.broadcast(
+            entity.select(*entity_keys, e_us.alias("__lo")).groupBy(*keys).agg(
+                F.min("__lo").alias("__lo"), F.max("__lo").alias("__hi")
+            )
+        )
     wins = {r.view.name: f"__w{i}" for i, r in enumerate(group)}
     feature_rows, bucket_maxima = [], []
     for r in group:
-        rows = _candidates(frames[r.view.name], r, keys, width, plan, by_created, key_filter)
-        # Rows before the entity side's first bucket can only ever be a carry-in.
-        feature_rows.append(rows.where(F.col(_BUCKET) >= first_bucket).withColumnRenamed("__w", wins[r.view.name]))
-        bucket_maxima.append(rows.groupBy(*keys, _BUCKET).agg(F.max("__w").alias(wins[r.view.name])))
-    win_types = {wins[r.view.name]: m.schema[wins[r.view.name]].dataType for r, m in zip(group, bucket_maxima)}
-    carry = _carry_in(ents.select(*keys, _BUCKET).distinct(), bucket_maxima, keys, win_types)
+        rows = _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, key_ranges)
+        feature_rows.append(rows.withColumnRenamed("__w", wins[r.view.name]))
+        if buckets > 1:  # the last bucket never feeds a carry-in
+            maxima = rows.where(F.col(_BUCKET) < buckets - 1).groupBy(*keys, _BUCKET)
+            bucket_maxima.append(maxima.agg(F.max("__w").alias(wins[r.view.name])))
+    win_types = {w: f.schema[w].dataType for w, f in zip(wins.values(), feature_rows)}
 
     payload_type = ents.schema[_PAYLOAD].dataType
     parts = [_shape(ents, keys, win_types, payload_type)]
     parts += [_shape(rows.withColumn(_KIND, F.lit(_FEATURE)), keys, win_types, payload_type) for rows in feature_rows]
-    parts.append(_shape(carry.withColumn(_KIND, F.lit(_CARRY)), keys, win_types, payload_type))
+    if bucket_maxima:
+        carry = _carry_in(entity.select(*entity_keys, bucket).distinct(), bucket_maxima, keys, win_types)
+        parts.append(_shape(carry.withColumn(_KIND, F.lit(_CARRY)), keys, win_types, payload_type))
     union = parts[0]
     for part in parts[1:]:
         union = union.unionByName(part)
@@ -144,14 +157,28 @@ def _join_group(
     return latest.select(F.col(f"{_PAYLOAD}.*"), *outputs)
 
 
+def bucket_count(plan: JoinPlan, width: int) -> int:
+    """Buckets of ``width`` microseconds that cover the entity time range (at least one)."""
+    span = (plan.max_us or 0) - (plan.min_us or 0)
+    return max(1, -(-span // width))
+
+
+def _bucket(micros: Column, plan: JoinPlan, buckets: int, width: int) -> Column:
+    """Bucket index on a grid starting at the earliest entity time; earlier rows fall in bucket 0
+    (every entity row is later than them), rows at the very end in the last bucket."""
+    raw = F.floor((micros - F.lit(plan.min_us)) / F.lit(width))
+    return F.least(F.greatest(raw, F.lit(0)), F.lit(buckets - 1)).cast("int").alias(_BUCKET)
+
+
 def _candidates(
     frame: DataFrame,
     request: ViewRequest,
     keys: list[str],
-    width: int,
     plan: JoinPlan,
+    buckets: int,
+    width: int,
     by_created: bool,
-    key_filter: DataFrame | None,
+    key_ranges: DataFrame | None,
 ) -> DataFrame:
     """Feature rows that can win for some entity row: keys, bucket, visibility time and ranking struct."""
     ts, created = F.col(TS), F.col(CREATED)
@@ -168,8 +195,10 @@ def _candidates(
         # "As known at": a row counts once it was both in effect and recorded.
         rows = rows.where(created.isNotNull() & (created <= F.timestamp_micros(F.lit(plan.max_us))))
         visible = F.greatest(ts, created)
-    if key_filter is not None:
-        rows = rows.join(key_filter, on=keys, how="left_semi")
+    if key_ranges is not None:
+        rows = rows.join(key_ranges, on=keys, how="inner").where(_micros(visible) <= F.col("__hi"))
+        if request.view.ttl is not None:
+            rows = rows.where(_micros(ts) >= F.col("__lo") - F.lit(request.view.ttl // timedelta(microseconds=1)))
     rank = F.struct(
         _micros(ts).alias("ts"),
         created.isNotNull().alias("has_c"),
@@ -178,7 +207,7 @@ def _candidates(
         *[F.col(f"`{f}`") for f in request.features],
     )
     vis = _micros(visible)
-    return rows.select(*keys, F.floor(vis / width).alias(_BUCKET), vis.alias(_VIS), rank.alias("__w"))
+    return rows.select(*keys, _bucket(vis, plan, buckets, width), vis.alias(_VIS), rank.alias("__w"))
 
 
 def _carry_in(

@@ -17,13 +17,15 @@ from pyspark.sql import functions as F
 from featurestore_spark.errors import NullEventTimestampError
 from featurestore_spark.specs import FeatureViewSpec
 
-#: Entity key sets with at most this many distinct keys prune the feature rows to those keys
-#: (a broadcast semi-join): cheap to build, and it drops most of a large table.
-KEY_PRUNE_MAX_KEYS = 10_000
+#: Entity key sets with at most this many distinct keys prune the feature rows to each key's entity
+#: time range (a broadcast of key -> (first, last) entity time, ~40 bytes a key): small enough to
+#: broadcast, and it drops the rows of absent keys and of cold keys outside their few entity times.
+KEY_PRUNE_MAX_KEYS = 2_000_000
 #: Rows sampled from the entity side to estimate the hottest key's share.
 SAMPLE_ROWS = 200_000
-#: A (key, bucket) group should hold at most 1/SPLIT of an average task's rows.
-SPLIT = 4
+#: A (key, bucket) group should hold at most 1/SPLIT of an average task's rows: beyond that a hot
+#: key makes its task straggle. One bucket (no carry-in at all) is the cheapest plan.
+SPLIT = 1
 MAX_BUCKETS = 4096
 MIN_BUCKET = timedelta(seconds=1)
 
@@ -41,20 +43,25 @@ class GroupPlan:
     bucket_width: timedelta
     prune_keys: bool
 
+    def _strategy(self) -> str:
+        if self.buckets == 1:
+            return "one bucket: one running max per key, no carry-in needed"
+        return "bucketed running max + carry-in of the latest row of earlier buckets"
+
     def explain(self) -> str:
         ttls = ", ".join(f"{v} (ttl {t or 'unlimited'})" for v, t in zip(self.views, self.ttls))
         prune = (
-            f"yes: {self.distinct_keys} distinct entity keys <= {KEY_PRUNE_MAX_KEYS}, feature rows are "
-            "semi-joined with a broadcast of them"
+            f"yes: ~{self.distinct_keys} distinct entity keys <= {KEY_PRUNE_MAX_KEYS}: feature rows are kept "
+            "only within [first - ttl, last] entity time of their key (broadcast join)"
             if self.prune_keys
             else f"no: ~{self.distinct_keys} distinct entity keys > {KEY_PRUNE_MAX_KEYS}"
         )
         return (
             f"  keys ({', '.join(self.join_keys)}): {ttls}\n"
-            f"    strategy: windowed range join (bucketed running max + carry-in of earlier buckets)\n"
+            f"    strategy: windowed range join, {self._strategy()}\n"
             f"    bucket width {self.bucket_width} ({self.buckets} bucket(s) over the entity time range): the "
             f"hottest key holds ~{self.hot_key_share:.2%} of the entity rows, so {self.buckets} bucket(s) keep "
-            f"each (key, bucket) under 1/{SPLIT} of a task's share\n"
+            f"each (key, bucket) within {'an average task' if SPLIT == 1 else f'1/{SPLIT} of a task'}\n"
             f"    key pruning: {prune}"
         )
 
@@ -78,7 +85,7 @@ class JoinPlan:
             f"{_utc(self.max_us)}, "
             f"{self.partitions} shuffle partitions\n"
             "  feature rows pruned to [min event time - ttl, max event time] per view (unlimited ttl: only the "
-            "upper bound); rows before the first bucket feed only the carry-in\n"
+            "upper bound); rows older than the first entity row fall in the first bucket\n"
         )
         return head + "\n".join(g.explain() for g in self.groups)
 
@@ -116,6 +123,7 @@ def make_plan(entity: DataFrame, ts_column: str, views: list[FeatureViewSpec], p
         share = _hot_key_share(entity, keys, n)
         buckets = max(1, min(MAX_BUCKETS, math.ceil(SPLIT * partitions * share)))
         width = max(MIN_BUCKET, span / buckets) if span else MIN_BUCKET
+        buckets = max(1, math.ceil(span / width)) if span else 1
         plans.append(
             GroupPlan(
                 join_keys=keys,
