@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Sets up (idempotent) and runs the demo job under spark-submit:
+# sample Delta data -> point-in-time training set (Delta).
+# Usage: scripts/demo.sh [--rows N] [--entities N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+JARS=$(ls .cache/jars/*.jar | paste -sd, -)
+exec .venv/bin/spark-submit --master "local[*]" --jars "$JARS" --conf spark.ui.showConsoleProgress=false \
+  jobs/demo.py "$@"
