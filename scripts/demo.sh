@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
+export PATH="$PWD/.venv/bin:$PATH" PYSPARK_PYTHON="$PWD/.venv/bin/python" PYSPARK_DRIVER_PYTHON="$PWD/.venv/bin/python"
 JARS=$(ls .cache/jars/*.jar | paste -sd, -)
 exec .venv/bin/spark-submit --master "local[*]" --jars "$JARS" --conf spark.ui.showConsoleProgress=false \
   jobs/demo.py "$@"

@@ -13,7 +13,8 @@ BIN = Path(sys.executable).parent
 
 def test_demo_job_under_spark_submit(spark, tmp_path):
     jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar")))
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     run = subprocess.run(
         [str(BIN / "spark-submit"), "--master", "local[2]", "--jars", jars, "--conf", "spark.ui.enabled=false",
          "--conf", "spark.ui.showConsoleProgress=false", str(ROOT / "jobs" / "demo.py"), "--rows", "3000",
