@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pandas as pd
@@ -129,3 +130,16 @@ def test_explain_names_the_strategy_and_bucket_choice(spark, repo):
     assert "point-in-time join of 3 entity rows" in text
     assert "windowed range join" in text and "bucket width" in text
     assert "key pruning: yes: ~2 distinct entity keys" in text
+
+
+def test_source_by_catalog_table_name(spark, tmp_path):
+    rows = pd.DataFrame({"driver_id": [5], "ts": [minutes(0)], "rate": [0.5]})
+    spark.createDataFrame(rows, "driver_id long, ts timestamp, rate double").write.format("delta").option(
+        "path", str(tmp_path / "t")).saveAsTable("fsspark_test_rates")
+    try:
+        view = view_spec("rates", "unused", {"driver_id": "INT64"}, {"rate": "DOUBLE"})
+        view = dataclasses.replace(view, source=dataclasses.replace(view.source, path=None, table="fsspark_test_rates"))
+        ent = pd.DataFrame({"driver_id": [5], "event_timestamp": [minutes(1)]})
+        assert retrieval.get_historical_features(spark, repo_of(view), ent, ["rates:rate"]).first()["rate"] == 0.5
+    finally:
+        spark.sql("DROP TABLE IF EXISTS fsspark_test_rates")
