@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -16,6 +17,7 @@ TEST_CONF = {
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.adaptive.enabled": "true",
     "spark.driver.memory": "4g",
+    "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="fsspark-warehouse-"),
 }
 
 
