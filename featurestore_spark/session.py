@@ -7,6 +7,7 @@ library code takes the session as a parameter.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import yaml
@@ -79,6 +80,10 @@ def build_session(
     if prof.master:
         builder = builder.master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
     conf = {**prof.spark_conf, **_jar_conf(prof), **_ALWAYS, **(extra_conf or {})}
+    if prof.master and prof.master.startswith("local"):
+        # Local Python workers use this interpreter (the one with the project's packages); PySpark
+        # reads the variable when the context starts. On a cluster spark-submit's settings rule.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

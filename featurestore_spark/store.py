@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from featurestore_spark.errors import UnknownFeatureViewError
 from featurestore_spark.offline import retrieval
 from featurestore_spark.repo import load_repo
 from featurestore_spark.session import build_session
@@ -60,6 +62,28 @@ class FeatureStore:
             self.spark, self.repo, entity_df, features,
             full_feature_names=full_feature_names, filter_by_created_timestamp=filter_by_created_timestamp,
         )
+
+    def materialize(self, start_date: datetime, end_date: datetime, feature_views: list[str] | None = None) -> list:
+        """Push, per view and entity key, the latest row with start_date <= ts <= end_date to Redis.
+
+        Settings come from feature_store.yaml's ``online_store`` (type redis). The server is pinged
+        before any Spark work; values are written only if newer than what Redis holds.
+
+        Returns:
+            One ``PushReport`` (rows, written, skipped) per view.
+        """
+        from featurestore_spark.online.materialize import materialize_view
+        from featurestore_spark.online.settings import redis_settings
+
+        settings = redis_settings(dict(self.repo.online_store))
+        names = feature_views or [v.name for v in self.repo.views.values() if v.online]
+        unknown = [n for n in names if n not in self.repo.views]
+        if unknown:
+            raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
+        settings.check()
+        return [
+            materialize_view(self.spark, self.repo, self.repo.views[n], settings, start_date, end_date) for n in names
+        ]
 
     def explain_historical_features(self, entity_df: object, features: object, full_feature_names: bool = False) -> str:
         """What ``get_historical_features`` would do with these inputs, and why (runs the statistics only)."""
