@@ -2,6 +2,7 @@
 
     fsspark historical --entities PATH --features ride_ranking --out PATH [--full-feature-names]
     fsspark explain --entities PATH --features ride_ranking
+    fsspark materialize --start 2026-01-01 --end 2026-02-01 [--views a,b]
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime, timezone
 
 from featurestore_spark.errors import FeatureStoreError
 
@@ -16,6 +18,11 @@ from featurestore_spark.errors import FeatureStoreError
 def _features(value: str) -> object:
     """A service name, or comma-separated 'view:feature' references."""
     return value.split(",") if ":" in value else value
+
+
+def _instant(text: str) -> datetime:
+    ts = datetime.fromisoformat(text)
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,12 +41,21 @@ def main(argv: list[str] | None = None) -> int:
         if name == "historical":
             cmd.add_argument("--out", required=True, help="Delta path for the result (overwritten atomically)")
             cmd.add_argument("--filter-by-created-timestamp", action="store_true")
+    mat = sub.add_parser("materialize", help="push the latest values in [start, end] to Redis")
+    mat.add_argument("--start", required=True, type=_instant, help="ISO time (UTC if no offset)")
+    mat.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
+    mat.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
     args = parser.parse_args(argv)
 
     from featurestore_spark.store import FeatureStore
 
     try:
         store = FeatureStore(repo_path=args.repo, profile=args.profile)
+        if args.command == "materialize":
+            views = args.views.split(",") if args.views else None
+            for r in store.materialize(args.start, args.end, views):
+                print(f"{r.view}: {r.rows} keys, {r.written} written, {r.skipped} skipped (not newer)")
+            return 0
         if args.command == "explain":
             print(store.explain_historical_features(args.entities, _features(args.features), args.full_feature_names))
             return 0
@@ -51,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         df.write.format("delta").mode("overwrite").save(args.out)
         print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
         return 0
-    except FeatureStoreError as exc:
+    except (FeatureStoreError, ConnectionError) as exc:
         print(f"fsspark: error: {exc}", file=sys.stderr)
         return 2
 

@@ -106,3 +106,20 @@ def test_unreachable_server_and_bad_password_fail_before_spark_without_the_secre
     with pytest.raises(OnlineStoreError) as info:
         settings.check()
     assert "s3cr3t-value" not in str(info.value) and info.value.__cause__ is None
+
+
+def test_key_ttl_is_refreshed_on_accepted_and_skipped_writes(spark, stores):
+    from dataclasses import replace
+
+    from featurestore_spark.online.materialize import materialize_view
+
+    _, store, _ = stores
+    settings = replace(redis_settings(dict(store.repo.online_store)), key_ttl_seconds=5000)
+    view = store.repo.views["customer_profile"]
+    client = redis.Redis(port=PORT, db=DB)
+    for key in client.keys("*"):
+        client.persist(key)
+    report = materialize_view(spark, store.repo, view, settings, DEFAULT_START - timedelta(days=1), END)
+    assert report.written == 0 and report.skipped > 0  # already there from the first test: all skipped
+    ttls = [client.ttl(k) for k in client.keys("*") if client.hexists(k, "_ts:customer_profile")]
+    assert ttls and all(4990 <= t <= 5000 for t in ttls)

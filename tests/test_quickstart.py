@@ -22,7 +22,8 @@ def test_demo_job_under_spark_submit(spark, tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "[3/3] summary: 3000 rows, 13 columns" in run.stdout
+    assert "[2/4] training set: 3000 rows, 13 columns" in run.stdout
+    assert "[4/4] read back through Feast: {" in run.stdout and "conv_rate" in run.stdout
     # The training set the job wrote is what the engine returns in this process too.
     os.environ["FSSPARK_DATA_DIR"] = str(tmp_path / "data")
     try:
