@@ -1,0 +1,152 @@
+"""Redis push benchmark: the engine vs Feast's materialization vs a plain redis-py pipeline vs the server.
+
+One run, one Redis on loopback (database 7 is flushed between contenders), the same view:
+N entity keys x 5 features (float32, float64, int64, int64, string) in a Delta table.
+
+    .venv/bin/python benchmarks/redis_push.py --keys 1000000 --port 6379
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import redis
+
+DB = 7
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+REPO_PY = '''
+from datetime import timedelta
+from feast import Entity, FeatureView, Field
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast.table_format import DeltaFormat
+from feast.types import Float32, Float64, Int64, String
+from feast.value_type import ValueType
+driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+bench_stats = FeatureView(
+    name="bench_stats", entities=[driver], ttl=timedelta(days=30),
+    schema=[Field(name="driver_id", dtype=Int64), Field(name="f_float", dtype=Float32),
+            Field(name="f_double", dtype=Float64), Field(name="f_long", dtype=Int64),
+            Field(name="f_count", dtype=Int64), Field(name="f_label", dtype=String)],
+    source=SparkSource(name="bench_source", path="{path}", table_format=DeltaFormat(),
+                       timestamp_field="event_timestamp"),
+)
+'''
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=int, default=1_000_000)
+    p.add_argument("--port", type=int, default=int(os.environ.get("FSSPARK_REDIS_PORT", "6379")))
+    p.add_argument("--feast-max-keys", type=int, default=1_000_000, help="skip Feast above this many keys")
+    args = p.parse_args()
+
+    from pyspark.sql import functions as F
+
+    import feast
+    from featurestore_spark import FeatureStore, build_session
+    from featurestore_spark.online.materialize import materialize_view
+    from featurestore_spark.online.redis_layout import encode_entity_keys, field_hash
+    from featurestore_spark.repo import _import_definitions
+
+    work = Path(tempfile.mkdtemp(prefix="fsspark-redis-bench-"))
+    spark = build_session("local", app_name="bench-redis-push", extra_conf={"spark.ui.showConsoleProgress": "false"})
+    spark.sparkContext.setLogLevel("ERROR")
+    path = str(work / "bench_stats")
+    spark.range(args.keys).select(
+        (F.col("id") + 1000).alias("driver_id"),
+        F.timestamp_seconds(F.lit(int(START.timestamp())) + F.col("id") % 86400).alias("event_timestamp"),
+        F.rand(1).cast("float").alias("f_float"), F.rand(2).alias("f_double"),
+        (F.rand(3) * 1e9).cast("bigint").alias("f_long"), (F.rand(4) * 100).cast("bigint").alias("f_count"),
+        F.concat(F.lit("label-"), (F.col("id") % 97).cast("string")).alias("f_label"),
+    ).write.format("delta").mode("overwrite").save(path)
+    repo = work / "repo"
+    repo.mkdir()
+    (repo / "defs.py").write_text(REPO_PY.replace("{path}", path))
+    (repo / "feature_store.yaml").write_text(
+        f"project: bench\nregistry: {repo}/registry.db\nprovider: local\noffline_store:\n  type: spark\n"
+        f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{args.port},db={DB}\"\n"
+        "entity_key_serialization_version: 3\n"
+    )
+    client = redis.Redis(port=args.port, db=DB)
+    store = FeatureStore(repo_path=repo, spark=spark)
+    view = store.repo.views["bench_stats"]
+    from featurestore_spark.online.settings import redis_settings
+
+    settings = redis_settings(dict(store.repo.online_store))
+    end = START + timedelta(days=2)
+    rates = {}
+
+    def run(label: str, fn) -> None:
+        client.flushdb()
+        t = time.perf_counter()
+        fn()
+        s = time.perf_counter() - t
+        assert client.dbsize() == args.keys, (label, client.dbsize())
+        rates[label] = args.keys / s
+        print(f"  {label:<34} {s:7.1f} s {rates[label]:>10,.0f} keys/s", flush=True)
+
+    print(f"{args.keys} keys x 5 features, Redis on 127.0.0.1:{args.port}")
+    materialize_view(spark, store.repo, view, settings, START, START + timedelta(seconds=10))  # warm-up
+    run("engine (materialize_view)", lambda: materialize_view(spark, store.repo, view, settings, START, end))
+
+    rows = spark.read.format("delta").load(path).toArrow()
+    keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"}, "bench")
+    from feast.protos.feast.types.Value_pb2 import Value
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    cols = {f: rows.column(f).to_pylist() for f in ("f_float", "f_double", "f_long", "f_count", "f_label")}
+    fields = {f: field_hash("bench_stats", f) for f in cols}
+
+    def plain() -> None:
+        pipe = client.pipeline(transaction=False)
+        ts = Timestamp(seconds=int(START.timestamp())).SerializeToString()
+        for i, key in enumerate(keys):
+            pipe.hset(key, mapping={
+                b"_ts:bench_stats": ts,
+                fields["f_float"]: Value(float_val=cols["f_float"][i]).SerializeToString(),
+                fields["f_double"]: Value(double_val=cols["f_double"][i]).SerializeToString(),
+                fields["f_long"]: Value(int64_val=cols["f_long"][i]).SerializeToString(),
+                fields["f_count"]: Value(int64_val=cols["f_count"][i]).SerializeToString(),
+                fields["f_label"]: Value(string_val=cols["f_label"][i]).SerializeToString(),
+            })
+            if i % 1000 == 999:
+                pipe.execute()
+        pipe.execute()
+
+    run("plain redis-py pipelined HSET", plain)
+
+    if args.keys <= args.feast_max_keys:
+        fs = feast.FeatureStore(repo_path=str(repo))
+        fs.apply(_import_definitions(repo))
+        run("Feast materialize", lambda: fs.materialize(START - timedelta(days=1), end, ["bench_stats"]))
+
+    client.flushdb()
+    bench = subprocess.run(
+        ["redis-benchmark", "-p", str(args.port), "--dbnum", str(DB), "-n", str(args.keys), "-r", str(args.keys),
+         "-P", "64", "-q", "hset", "bench:key:__rand_int__", "_ts:bench_stats", "x" * 6, "ff01", "x" * 5,
+         "ff02", "x" * 9, "ff03", "x" * 6, "ff04", "x" * 2, "ff05", "x" * 10],
+        capture_output=True, text=True, check=True,
+    )
+    ceiling = float(re.findall(r"([\d.]+) requests per second", bench.stdout)[-1])
+    rates["ceiling"] = ceiling
+    print(f"  {'redis-benchmark -P 64 HSET (ceiling)':<34} {'':>9} {ceiling:>10,.0f} keys/s")
+    e = rates["engine (materialize_view)"]
+    print(f"  engine / plain pipeline: {e / rates['plain redis-py pipelined HSET']:.1f}x")
+    if "Feast materialize" in rates:
+        print(f"  engine / Feast: {e / rates['Feast materialize']:.1f}x")
+    print(f"  engine / ceiling: {e / ceiling:.2f}")
+    client.flushdb()
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
