@@ -95,14 +95,9 @@ def encode_values(column: pa.Array, dtype: str) -> list[bytes]:
         return _with_nulls(column, [b"\x40" + v for v in varints(_numbers(seconds, np.int64))])
     if dtype in ("STRING", "BYTES"):
         tag = bytes([(_SCALAR_FIELD[dtype] << 3) | 2])
-        out = []
-        for v in column.to_pylist():
-            if v is None:
-                out.append(b"")
-            else:
-                data = v.encode() if isinstance(v, str) else bytes(v)
-                out.append(tag + _varint(len(data)) + data)
-        return out
+        data = column.cast(pa.binary()).to_pylist()
+        lengths = varints(_numbers(pa.compute.binary_length(column), np.int64))
+        return _with_nulls(column, [b"" if d is None else tag + n + d for n, d in zip(lengths, data)])
     if dtype in _LIST_FIELD:
         return [b"" if v is None else _encode_list(dtype, v) for v in column.to_pylist()]
     raise ValueError(f"value type {dtype} cannot be written to Redis")

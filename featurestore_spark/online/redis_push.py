@@ -19,7 +19,7 @@ from featurestore_spark.online.settings import RedisSettings
 KEYS_PER_CALL = 200
 CALLS_PER_PIPELINE = 8
 
-# KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: seconds, nanos, ts bytes, m values.
+# KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
 NEWER_WINS = """
 local function ts(b)
@@ -36,21 +36,22 @@ local function ts(b)
   return s, n
 end
 local field, ttl, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local written, stride = 0, 3 + m
+local written, stride = 0, 1 + m
 for i, key in ipairs(KEYS) do
   local o = 3 + m + (i - 1) * stride
-  local sec, ns = tonumber(ARGV[o + 1]), tonumber(ARGV[o + 2])
+  local stamp = ARGV[o + 1]
   local cur = redis.call('HGET', key, field)
   local newer = true
   if cur then
+    local sec, ns = ts(stamp)
     local cs, cn = ts(cur)
     newer = sec > cs or (sec == cs and ns > cn)
   end
   if newer then
-    local args = {field, ARGV[o + 3]}
+    local args = {field, stamp}
     for j = 1, m do
       args[#args + 1] = ARGV[3 + j]
-      args[#args + 1] = ARGV[o + 3 + j]
+      args[#args + 1] = ARGV[o + 1 + j]
     end
     redis.call('HSET', key, unpack(args))
     written = written + 1
@@ -96,16 +97,14 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
         if n == 0:
             continue
         keys = L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys), spec.project)
-        micros = batch.column("__ts_us").to_numpy(zero_copy_only=False)
-        stamps = L.encode_timestamps(micros)
-        seconds, nanos = (micros // 1_000_000).tolist(), ((micros % 1_000_000) * 1000).tolist()
+        stamps = L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False))
         values = [L.encode_values(batch.column(f), dtype) for f, dtype in spec.features]
+        rows = list(zip(stamps, *values))
         for start in range(0, n, KEYS_PER_CALL):
             stop = min(n, start + KEYS_PER_CALL)
             args = list(head)
-            for i in range(start, stop):
-                args += [str(seconds[i]).encode(), str(nanos[i]).encode(), stamps[i]]
-                args += [col[i] for col in values]
+            for row in rows[start:stop]:
+                args.extend(row)
             calls.append((keys[start:stop], args))
             if len(calls) >= CALLS_PER_PIPELINE:
                 written += flush()
