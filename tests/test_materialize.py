@@ -123,3 +123,49 @@ def test_key_ttl_is_refreshed_on_accepted_and_skipped_writes(spark, stores):
     assert report.written == 0 and report.skipped > 0  # already there from the first test: all skipped
     ttls = [client.ttl(k) for k in client.keys("*") if client.hexists(k, "_ts:customer_profile")]
     assert ttls and all(4990 <= t <= 5000 for t in ttls)
+
+
+def test_push_survives_a_redis_restart_midway(tmp_path):
+    """A partition's writer reconnects and resends after the server restarts between two batches."""
+    import subprocess
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from featurestore_spark.online.redis_push import PushSpec, push_batches
+    from featurestore_spark.online.settings import RedisSettings
+
+    port = PORT + 17
+    start = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "yes", "--dir", str(tmp_path)]
+    subprocess.run(start, check=True)
+    client = redis.Redis(port=port)
+    for _ in range(50):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+
+    size = 8 * 200  # exactly one pipeline: the first batch is on the server before the restart
+
+    def batch(first: int) -> pa.RecordBatch:
+        ids = np.arange(first, first + size)
+        return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
+                                           "rate": pa.array(ids / 7.0)})
+
+    def batches():
+        yield batch(0)
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
+        subprocess.Popen(["bash", "-c", "sleep 1; " + " ".join(f"'{a}'" for a in start)])  # back after a second
+        yield batch(size)
+
+    spec = PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),), features=(("rate", "DOUBLE"),),
+                    settings=RedisSettings(port=port))
+    try:
+        counts = list(push_batches(batches(), spec))[0].to_pydict()
+        assert counts == {"written": [2 * size], "skipped": [0]}
+        assert client.dbsize() == size  # the restarted server (no persistence) holds the second batch
+    finally:
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)

@@ -7,10 +7,12 @@ the incoming time on the server, so a concurrent writer is never overwritten by 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import redis
 
 from featurestore_spark.online import redis_layout as L
 from featurestore_spark.online.settings import RedisSettings
@@ -18,6 +20,11 @@ from featurestore_spark.online.settings import RedisSettings
 #: Keys per script call, and script calls per pipeline (one round trip).
 KEYS_PER_CALL = 200
 CALLS_PER_PIPELINE = 8
+#: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
+#: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
+#: keys a lost attempt had already written are skipped (and counted as skipped).
+RETRIES = 6
+FIRST_PAUSE_SECONDS = 0.25
 
 # KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
@@ -85,10 +92,17 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     def flush() -> int:
         if not calls:
             return 0
-        pipe = client.pipeline(transaction=False)
-        for keys, args in calls:
-            script(keys=keys, args=args, client=pipe)
-        done = sum(pipe.execute())
+        for attempt in range(RETRIES + 1):
+            try:
+                pipe = client.pipeline(transaction=False)
+                for keys, args in calls:
+                    script(keys=keys, args=args, client=pipe)
+                done = sum(pipe.execute())
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                if attempt == RETRIES:
+                    raise
+                time.sleep(FIRST_PAUSE_SECONDS * 2**attempt)
         calls.clear()
         return done
 

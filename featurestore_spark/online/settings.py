@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from featurestore_spark.errors import ConfigError, FeatureStoreError
 
@@ -38,8 +40,9 @@ class RedisSettings:
         return f"{self.host}:{self.port}/{self.db}{' (tls)' if self.ssl else ''}"
 
     def client(self) -> redis.Redis:
+        # No retries inside redis-py: the push resends whole pipelines with its own backoff.
         return redis.Redis(host=self.host, port=self.port, db=self.db, ssl=self.ssl, password=self.password,
-                           socket_timeout=30, socket_connect_timeout=10)
+                           socket_timeout=30, socket_connect_timeout=10, retry=Retry(NoBackoff(), 0))
 
     def check(self) -> None:
         """Ping the server from the driver, before any Spark work."""
