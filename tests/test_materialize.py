@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import feast

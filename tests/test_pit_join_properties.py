@@ -11,7 +11,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pandas as pd
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -24,8 +24,8 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline.plan import GroupPlan, JoinPlan, group_views
-from featurestore_spark.offline.sources import CREATED, TIE, TS, key_col
+from featurestore_spark.offline.plan import GroupPlan, JoinPlan, bucket_count, group_views
+from featurestore_spark.offline.sources import CREATED, TS, key_col, ranking
 from featurestore_spark.specs import FeatureViewSpec
 
 _CARRY, _FEATURE, _ENTITY = 0, 1, 2
@@ -98,7 +98,7 @@ def _join_group(
 ) -> DataFrame:
     keys = [key_col(i) for i in range(len(gplan.join_keys))]
     width = max(1, gplan.bucket_width // timedelta(microseconds=1))
-    buckets = bucket_count(plan, width)
+    buckets = bucket_count(plan.min_us, plan.max_us, width)
     e_us = _micros(F.col(f"`{ts_column}`"))
     key_types = [k.spark_type for k in group[0].view.join_keys]
     entity_keys = [F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, key_types, keys)]
@@ -157,12 +157,6 @@ def _join_group(
     return latest.select(F.col(f"{_PAYLOAD}.*"), *outputs)
 
 
-def bucket_count(plan: JoinPlan, width: int) -> int:
-    """Buckets of ``width`` microseconds that cover the entity time range (at least one)."""
-    span = (plan.max_us or 0) - (plan.min_us or 0)
-    return max(1, -(-span // width))
-
-
 def _bucket(micros: Column, plan: JoinPlan, buckets: int, width: int) -> Column:
     """Bucket index on a grid starting at the earliest entity time; earlier rows fall in bucket 0
     (every entity row is later than them), rows at the very end in the last bucket."""
@@ -199,15 +193,8 @@ def _candidates(
         rows = rows.join(key_ranges, on=keys, how="inner").where(_micros(visible) <= F.col("__hi"))
         if request.view.ttl is not None:
             rows = rows.where(_micros(ts) >= F.col("__lo") - F.lit(request.view.ttl // timedelta(microseconds=1)))
-    rank = F.struct(
-        _micros(ts).alias("ts"),
-        created.isNotNull().alias("has_c"),
-        _micros(created).alias("c"),
-        F.col(TIE).alias("tie"),
-        *[F.col(f"`{f}`") for f in request.features],
-    )
     vis = _micros(visible)
-    return rows.select(*keys, _bucket(vis, plan, buckets, width), vis.alias(_VIS), rank.alias("__w"))
+    return rows.select(*keys, _bucket(vis, plan, buckets, width), vis.alias(_VIS), ranking(request.features).alias("__w"))
 
 
 def _carry_in(

@@ -123,7 +123,7 @@ def make_plan(entity: DataFrame, ts_column: str, views: list[FeatureViewSpec], p
         share = _hot_key_share(entity, keys, n)
         buckets = max(1, min(MAX_BUCKETS, math.ceil(SPLIT * partitions * share)))
         width = max(MIN_BUCKET, span / buckets) if span else MIN_BUCKET
-        buckets = max(1, math.ceil(span / width)) if span else 1
+        buckets = bucket_count(lo, hi, width // timedelta(microseconds=1))
         plans.append(
             GroupPlan(
                 join_keys=keys,
@@ -137,6 +137,11 @@ def make_plan(entity: DataFrame, ts_column: str, views: list[FeatureViewSpec], p
             )
         )
     return JoinPlan(entity_rows=n, min_us=lo, max_us=hi, partitions=partitions, groups=tuple(plans))
+
+
+def bucket_count(min_us: int | None, max_us: int | None, width_us: int) -> int:
+    """Buckets of ``width_us`` microseconds that cover the entity time range (at least one)."""
+    return max(1, -(-((max_us or 0) - (min_us or 0)) // max(1, width_us)))
 
 
 def _utc(micros: int | None) -> str:

@@ -8,7 +8,7 @@ then the requested features under their view names. Columns are selected by name
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -21,6 +21,18 @@ TS, CREATED, TIE = "__ts", "__c", "__tie"
 
 def key_col(i: int) -> str:
     return f"__k{i}"
+
+
+def ranking(features: tuple[str, ...]) -> Column:
+    """The struct whose ``max`` is the winning row (SEMANTICS.md 1.3): event time, then created time
+    (null lowest), then the tie hash; the features ride along. Used by the join and by materialization."""
+    return F.struct(
+        F.unix_micros(F.col(TS)).alias("ts"),
+        F.col(CREATED).isNotNull().alias("has_c"),
+        F.unix_micros(F.col(CREATED)).alias("c"),
+        F.col(TIE).alias("tie"),
+        *[F.col(f"`{f}`") for f in features],
+    )
 
 
 def read_view(spark: SparkSession, view: FeatureViewSpec, features: tuple[str, ...]) -> DataFrame:

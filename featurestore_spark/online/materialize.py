@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline.sources import CREATED, TIE, TS, key_col, read_view
+from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
 from featurestore_spark.online.redis_push import PushSpec, push_batches
 from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
@@ -40,11 +40,7 @@ def latest_rows(spark: SparkSession, view: FeatureViewSpec, start: datetime, end
     rows = rows.where(F.col(TS).between(F.lit(_utc(start)), F.lit(_utc(end))))
     for k in keys:
         rows = rows.where(F.col(k).isNotNull())
-    rank = F.struct(
-        F.unix_micros(TS).alias("ts"), F.col(CREATED).isNotNull().alias("has_c"), F.unix_micros(CREATED).alias("c"),
-        F.col(TIE).alias("tie"), *[F.col(f"`{f}`") for f in features],
-    )
-    best = rows.groupBy(*keys).agg(F.max(rank).alias("w"))
+    best = rows.groupBy(*keys).agg(F.max(ranking(features)).alias("w"))
     return best.select(
         *[F.col(k).alias(spec.name) for k, spec in zip(keys, view.join_keys)],
         F.col("w.ts").alias("__ts_us"),

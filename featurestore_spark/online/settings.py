@@ -48,7 +48,7 @@ class RedisSettings:
         """Ping the server from the driver, before any Spark work."""
         try:
             self.client().ping()
-        except redis.AuthenticationError as exc:
+        except redis.AuthenticationError:
             raise OnlineStoreError(f"Redis at {self.address} refused the credentials; check the password "
                                    "in online_store.connection_string (or the variable it names)") from None
         except redis.RedisError as exc:
