@@ -96,3 +96,15 @@ class NullEventTimestampError(FeatureStoreError, ValueError):
 
 class SourceError(FeatureStoreError, ValueError):
     """A feature view's source cannot be read as a Delta table."""
+
+
+class RequestError(FeatureStoreError, ValueError):
+    """A training-set request is malformed: an unknown key, a wrong type, a missing or conflicting setting."""
+
+
+class OutputExistsError(FeatureStoreError, FileExistsError):
+    """The request's output exists and its mode is ``error`` (the default)."""
+
+
+class SourceVersionError(FeatureStoreError, ValueError):
+    """A pinned Delta version of a source can no longer be read (its log or data files were removed)."""

@@ -74,6 +74,7 @@ class SourceSpec:
         timestamp_field: event-time column, as named in the table.
         created_timestamp_column: optional column that orders rows with equal event time.
         field_mapping: pairs (column in the table, name in the view).
+        version: Delta version to read (time travel); None reads the latest. Training sets pin it.
     """
 
     name: str
@@ -82,6 +83,7 @@ class SourceSpec:
     timestamp_field: str
     created_timestamp_column: str | None = None
     field_mapping: tuple[tuple[str, str], ...] = ()
+    version: int | None = None
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.table is None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from featurestore_spark.offline import retrieval
 from featurestore_spark.repo import load_repo
 from featurestore_spark.session import build_session
 from featurestore_spark.specs import RepoSpec
+from featurestore_spark.training import build as training
+from featurestore_spark.training import catalog as training_catalog
 
 
 class FeatureStore:
@@ -21,6 +24,8 @@ class FeatureStore:
         repo_path: folder with ``feature_store.yaml`` and the Feast definitions.
         spark: the session to use; when None, one is built from ``profile``.
         profile: Spark profile in ``conf/`` used when ``spark`` is None.
+        catalog: Delta table (path or name) listing the training sets built; default
+            ``$FSSPARK_CATALOG``, else ``<repo_path>/data/training_set_catalog``.
 
     Example:
         >>> store = FeatureStore(repo_path="feature_repo")  # doctest: +SKIP
@@ -30,9 +35,15 @@ class FeatureStore:
         ... )
     """
 
-    def __init__(self, repo_path: str | Path = "feature_repo", spark: SparkSession | None = None, profile: str = "local"):
+    def __init__(
+        self, repo_path: str | Path = "feature_repo", spark: SparkSession | None = None, profile: str = "local",
+        catalog: str | None = None,
+    ):
         self.repo: RepoSpec = load_repo(repo_path)
         self.spark = spark if spark is not None else build_session(profile)
+        self.catalog = catalog or os.environ.get("FSSPARK_CATALOG") or str(
+            Path(self.repo.repo_path) / "data" / "training_set_catalog"
+        )
 
     @property
     def project(self) -> str:
@@ -88,3 +99,37 @@ class FeatureStore:
     def explain_historical_features(self, entity_df: object, features: object, full_feature_names: bool = False) -> str:
         """What ``get_historical_features`` would do with these inputs, and why (runs the statistics only)."""
         return retrieval.prepare(self.spark, self.repo, entity_df, features, full_feature_names).plan.explain()
+
+    def create_training_set(self, request: object, progress: training.Progress | None = None) -> training.TrainingSetResult:
+        """Build a training set from a request and record its manifest.
+
+        Args:
+            request: a ``TrainingSetRequest``, a dict of the same shape, or a YAML / JSON file path.
+            progress: called with a line per build step (e.g. ``print``).
+
+        Returns:
+            The output, its Delta version, rows in and out, seconds and the manifest.
+
+        Raises:
+            RequestError, OutputExistsError and the errors of ``get_historical_features``: before any
+            Spark job. The write is one Delta commit: a failed build leaves the output as it was.
+
+        Example:
+            >>> result = store.create_training_set("requests/ride_ranking.yaml")  # doctest: +SKIP
+            >>> print(result.summary())                                           # doctest: +SKIP
+            training set ride_ranking: 2,000 rows in 14.2 s -> /tmp/ts/ride_ranking (Delta version 0)
+        """
+        return training.create_training_set(self.spark, self.repo, request, catalog=self.catalog, progress=progress)
+
+    def reproduce_training_set(
+        self, source: str, output: object, version: int | None = None, progress: training.Progress | None = None,
+    ) -> training.TrainingSetResult:
+        """Rebuild a training set into ``output`` from its manifest: a ``.json`` file or the training-set table
+        (its latest build, or the build that wrote ``version``). Sources are read at their recorded versions."""
+        return training.reproduce_training_set(
+            self.spark, self.repo, source, output, catalog=self.catalog, version=version, progress=progress
+        )
+
+    def training_sets(self, name: str | None = None) -> list[dict]:
+        """Manifests of the training sets built (all, or one name's builds), newest first."""
+        return training_catalog.builds(self.spark, self.catalog, name)

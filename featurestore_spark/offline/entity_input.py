@@ -9,7 +9,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, SourceError, TimestampTypeError
+from featurestore_spark.delta_io import read_delta
+from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, TimestampTypeError
 from featurestore_spark.specs import FeatureViewSpec
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -49,26 +50,6 @@ def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
         f"entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL query or a Delta path/table name, "
         f"not {type(entity_df).__name__}"
     )
-
-
-def read_delta(spark: SparkSession, location: str, *, what: str) -> DataFrame:
-    """Read a Delta table by path (anything with a '/' or a URI scheme) or by catalog name."""
-    is_path = "/" in location or "://" in location
-    try:
-        if is_path:
-            from delta.tables import DeltaTable
-
-            if not DeltaTable.isDeltaTable(spark, location):
-                raise SourceError(
-                    f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
-                    "df.write.format('delta') or point the source at the right path"
-                )
-            return spark.read.format("delta").load(location)
-        return spark.read.table(location)
-    except SourceError:
-        raise
-    except Exception as exc:  # AnalysisException and friends: the location is unusable
-        raise SourceError(f"{what}: cannot read Delta table '{location}': {str(exc).splitlines()[0]}") from exc
 
 
 def _pandas_as_utc(pdf: pd.DataFrame) -> pd.DataFrame:

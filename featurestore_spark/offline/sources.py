@@ -13,7 +13,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from featurestore_spark.errors import MissingColumnError, TimestampTypeError
-from featurestore_spark.offline.entity_input import check_key_column, read_delta
+from featurestore_spark.delta_io import read_delta
+from featurestore_spark.offline.entity_input import check_key_column
 from featurestore_spark.specs import FeatureViewSpec
 
 TS, CREATED, TIE = "__ts", "__c", "__tie"
@@ -44,7 +45,7 @@ def read_view(spark: SparkSession, view: FeatureViewSpec, features: tuple[str, .
         JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
     """
     src = view.source
-    raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'")
+    raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'", version=src.version)
     where = f"Delta table {src.location} (source of feature view '{view.name}')"
 
     def column(name: str, needed_by: str) -> str:

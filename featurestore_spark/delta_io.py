@@ -1,0 +1,108 @@
+"""Delta tables by path or catalog name: read (optionally at a pinned version), versions, commit metadata.
+
+Also small text files (manifests) through Hadoop's FileSystem, so that they land wherever the
+tables do (local disk, HDFS, S3, ABFS) with the session's credentials.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from featurestore_spark.errors import SourceError, SourceVersionError
+
+
+def is_path(location: str) -> bool:
+    """A path has a '/' or a URI scheme; anything else is a table name in the catalog."""
+    return "/" in location or "://" in location
+
+
+def exists(spark: SparkSession, location: str) -> bool:
+    """Whether a Delta table (or, for a name, any table) is at ``location``."""
+    from delta.tables import DeltaTable
+
+    if is_path(location):
+        return bool(DeltaTable.isDeltaTable(spark, location))
+    return bool(spark.catalog.tableExists(location))
+
+
+def table_path(spark: SparkSession, location: str) -> str:
+    """The storage path of a Delta table given by path or by name."""
+    from delta.tables import DeltaTable
+
+    if is_path(location):
+        return location
+    return str(DeltaTable.forName(spark, location).detail().first()["location"])
+
+
+def read_delta(spark: SparkSession, location: str, *, what: str, version: int | None = None) -> DataFrame:
+    """Read a Delta table by path or by name, at ``version`` (time travel) or the latest.
+
+    Raises:
+        SourceError: nothing readable as Delta is there.
+        SourceVersionError: ``version`` is no longer in the table's log.
+    """
+    from delta.tables import DeltaTable
+
+    try:
+        if is_path(location) and not DeltaTable.isDeltaTable(spark, location):
+            raise SourceError(
+                f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
+                "df.write.format('delta') or point the source at the right path"
+            )
+        if version is None:
+            return spark.read.format("delta").load(location) if is_path(location) else spark.read.table(location)
+        return spark.read.format("delta").option("versionAsOf", version).load(table_path(spark, location))
+    except (SourceError, SourceVersionError):
+        raise
+    except Exception as exc:  # AnalysisException and friends: the location or version is unusable
+        first = str(exc).splitlines()[0]
+        if version is not None and ("VERSION" in first.upper() or "time travel" in first):
+            raise SourceVersionError(
+                f"{what}: version {version} of Delta table '{location}' can no longer be read ({first}); "
+                "its log was cleaned up (delta.logRetentionDuration): the training set cannot be rebuilt exactly"
+            ) from None
+        raise SourceError(f"{what}: cannot read Delta table '{location}': {first}") from exc
+
+
+def latest_version(spark: SparkSession, location: str) -> int:
+    """The table's current version (one read of the Delta log, no scan of the data)."""
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, location) if is_path(location) else DeltaTable.forName(spark, location)
+    return int(table.history(1).select("version").first()["version"])
+
+
+def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
+    """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM. Driver-side only."""
+    gone = []
+    for name in df.inputFiles():
+        fs, path = _fs(spark, name)
+        if not fs.exists(path):
+            gone.append(name)
+    return gone
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write (replace) a small text file at ``path``."""
+    fs, p = _fs(spark, path)
+    out = fs.create(p, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """Read a small text file."""
+    fs, p = _fs(spark, path)
+    stream = fs.open(p)
+    try:
+        return str(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))  # type: ignore[union-attr]
+    finally:
+        stream.close()
+
+
+def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
+    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p  # type: ignore[union-attr]
