@@ -3,6 +3,9 @@
     fsspark historical --entities PATH --features ride_ranking --out PATH [--full-feature-names]
     fsspark explain --entities PATH --features ride_ranking
     fsspark materialize --start 2026-01-01 --end 2026-02-01 [--views a,b]
+    fsspark training-set REQUEST.yaml
+    fsspark training-set --reproduce OUTPUT_OR_MANIFEST --out PATH [--version N]
+    fsspark training-sets list | show NAME
 """
 
 from __future__ import annotations
@@ -45,12 +48,29 @@ def main(argv: list[str] | None = None) -> int:
     mat.add_argument("--start", required=True, type=_instant, help="ISO time (UTC if no offset)")
     mat.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
     mat.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
+    ts = sub.add_parser("training-set", help="build a training set from a request file, or rebuild one")
+    ts.add_argument("request", nargs="?", help="YAML or JSON training-set request")
+    ts.add_argument("--reproduce", metavar="SOURCE", help="rebuild from a training-set table or a manifest .json")
+    ts.add_argument("--out", help="with --reproduce: Delta path for the rebuilt training set")
+    ts.add_argument("--version", type=int, help="with --reproduce on a table: the build that wrote this version")
+    sets = sub.add_parser("training-sets", help="the catalog of training sets built")
+    sets_sub = sets.add_subparsers(dest="action", required=True)
+    sets_sub.add_parser("list", help="every build, newest first")
+    sets_sub.add_parser("show", help="one training set in full").add_argument("name")
+    for cmd in (ts, sets):
+        cmd.add_argument("--catalog", help="catalog Delta table (default: $FSSPARK_CATALOG or <repo>/data/...)")
     args = parser.parse_args(argv)
+    if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
+        parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
+    if args.command == "training-set" and args.reproduce and not args.out:
+        parser.error("--reproduce needs --out PATH (where the rebuilt training set goes)")
 
     from featurestore_spark.store import FeatureStore
 
     try:
-        store = FeatureStore(repo_path=args.repo, profile=args.profile)
+        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=getattr(args, "catalog", None))
+        if args.command in ("training-set", "training-sets"):
+            return _training_sets(store, args)
         if args.command == "materialize":
             views = args.views.split(",") if args.views else None
             for r in store.materialize(args.start, args.end, views):
@@ -70,6 +90,26 @@ def main(argv: list[str] | None = None) -> int:
     except (FeatureStoreError, ConnectionError) as exc:
         print(f"fsspark: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _training_sets(store: object, args: argparse.Namespace) -> int:
+    from featurestore_spark.progress import SparkProgress
+    from featurestore_spark.training import catalog
+
+    if args.command == "training-sets":
+        builds = store.training_sets(None if args.action == "list" else args.name)  # type: ignore[attr-defined]
+        if args.action == "show" and not builds:
+            print(f"fsspark: error: no training set named '{args.name}' in {store.catalog}", file=sys.stderr)  # type: ignore[attr-defined]
+            return 2
+        print(catalog.format_list(builds) if args.action == "list" else catalog.format_show(builds))
+        return 0
+    with SparkProgress(store.spark) as progress:  # type: ignore[attr-defined]
+        if args.reproduce:
+            result = store.reproduce_training_set(args.reproduce, args.out, args.version, progress.step)  # type: ignore[attr-defined]
+        else:
+            result = store.create_training_set(args.request, progress.step)  # type: ignore[attr-defined]
+    print(result.summary())
+    return 0
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def _build(
     entity_df = _read_entities(spark, req.entities, req)
     prepared = retrieval.prepare(spark, pinned_repo, entity_df, refs, req.options.full_feature_names)
     df = retrieval.join(prepared, req.options.filter_by_created_timestamp)
-    outputs = [n for r in prepared.requests for n in r.output_names]
+    columns = {f"{r.view.name}:{f}": n for r in prepared.requests for f, n in zip(r.features, r.output_names)}
+    outputs = list(columns.values())
     core = manifest_mod.core(
         name=req.name, request=req.to_dict(), refs=refs, views=views,
         entity={"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version},
@@ -140,6 +141,7 @@ def _build(
         "output": {"location": req.output.location, "path": table_path, "version": version},
         "rows_in": prepared.plan.entity_rows,
         "rows_out": int(metrics["rows"]),
+        "columns": columns,
         "null_counts": {n: int(metrics[f"null_{i}"] or 0) for i, n in enumerate(outputs)},
         "seconds": seconds,
     }

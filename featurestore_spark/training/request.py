@@ -20,6 +20,8 @@ Example request (YAML)::
 from __future__ import annotations
 
 import json
+import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -128,6 +130,8 @@ class TrainingSetRequest(_Strict):
 def load_request(request: object) -> TrainingSetRequest:
     """A ``TrainingSetRequest`` from itself, a dict, or a ``.yaml`` / ``.yml`` / ``.json`` file path.
 
+    In files, ``${NAME}`` is replaced by the environment variable NAME (an unset one is an error).
+
     Raises:
         RequestError: the file is missing or unreadable, or a key is unknown, mistyped or missing;
             every problem is listed with its location in the request.
@@ -140,8 +144,11 @@ def load_request(request: object) -> TrainingSetRequest:
         where = f"request {path}"
         if not path.is_file():
             raise RequestError(f"{where}: no such file; pass a YAML or JSON training-set request")
+        text = os.path.expandvars(path.read_text())
+        unset = sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)))
+        if unset:
+            raise RequestError(f"{where}: environment variable(s) {', '.join(unset)} not set (used as ${{NAME}})")
         try:
-            text = path.read_text()
             request = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise RequestError(f"{where}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
