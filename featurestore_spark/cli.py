@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos")
     parser.add_argument("--repo", default="feature_repo", help="Feast repo folder (default: feature_repo)")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/ (default: local)")
+    parser.add_argument("--catalog", help="training-set catalog, a Delta table (default: $FSSPARK_CATALOG or "
+                        "<repo>/data/training_set_catalog)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("historical", "build a point-in-time-correct training set and write it to Delta"),
@@ -57,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     sets_sub = sets.add_subparsers(dest="action", required=True)
     sets_sub.add_parser("list", help="every build, newest first")
     sets_sub.add_parser("show", help="one training set in full").add_argument("name")
-    for cmd in (ts, sets):
-        cmd.add_argument("--catalog", help="catalog Delta table (default: $FSSPARK_CATALOG or <repo>/data/...)")
     args = parser.parse_args(argv)
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     from featurestore_spark.store import FeatureStore
 
     try:
-        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=getattr(args, "catalog", None))
+        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog)
         if args.command in ("training-set", "training-sets"):
             return _training_sets(store, args)
         if args.command == "materialize":
