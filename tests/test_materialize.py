@@ -162,10 +162,10 @@ def test_push_survives_a_redis_restart_midway(tmp_path):
         yield batch(size)
 
     spec = PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),), features=(("rate", "DOUBLE"),),
-                    settings=RedisSettings(port=port))
+                    settings=RedisSettings(nodes=(("127.0.0.1", port),)))
     try:
         counts = list(push_batches(batches(), spec))[0].to_pydict()
-        assert counts == {"written": [2 * size], "skipped": [0]}
+        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         assert client.dbsize() == size  # the restarted server (no persistence) holds the second batch
     finally:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
