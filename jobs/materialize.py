@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
     args = parser.parse_args()
     if args.incremental == (args.start is not None):
-        parser.error("give --start (a window) or --incremental, not both")
+        parser.error("give either --start (a window) or --incremental")
 
     from featurestore_spark import FeatureStore
     from featurestore_spark.cli import report_push
