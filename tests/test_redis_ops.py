@@ -184,3 +184,21 @@ def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_pa
         counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
     assert counts == {"written": [size], "skipped": [0], "failed": [2 * size],
                       "error": [f"no answer from Redis at 127.0.0.1:{port}/0 after 2 retries"]}
+
+
+def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix():
+    cluster = redis_settings({"type": "redis", "redis_type": "redis_cluster",
+                              "connection_string": "10.0.0.1:7000,10.0.0.2:7001,skip_full_coverage_check=true,"
+                                                   f"ssl=true,ssl_ca_certs=/ca.pem,username=app,password={SECRET}"})
+    assert (cluster.nodes, cluster.cluster, cluster.ssl, cluster.ssl_ca_certs, cluster.username) == (
+        (("10.0.0.1", 7000), ("10.0.0.2", 7001)), True, True, "/ca.pem", "app")
+    assert SECRET not in repr(cluster) and cluster.address == "cluster 10.0.0.1:7000,10.0.0.2:7001 (tls)"
+    with pytest.raises(ValueError, match=r"connection_string lists several host:port but redis_type is redis; "
+                       r"set redis_type: redis_cluster"):
+        redis_settings({"type": "redis", "connection_string": "a:1,b:2"})
+    with pytest.raises(ValueError, match=r"sets db for a Redis Cluster, which has only db 0; remove the db option"):
+        redis_settings({"redis_type": "redis_cluster", "connection_string": "a:1,db=3"})
+    with pytest.raises(ValueError, match=r"unknown option 'tls' \(use password, username, ssl, db, ssl_ca_certs"):
+        redis_settings({"connection_string": "a:1,tls=true"})
+    with pytest.raises(ValueError, match=r"redis_type 'redis_sentinel' is not supported; use redis or redis_cluster"):
+        redis_settings({"redis_type": "redis_sentinel", "connection_string": "a:1"})
