@@ -29,6 +29,8 @@ from featurestore_spark.online.settings import RedisSettings
 #: Keys per script call, and keys per pipeline (one round trip per node).
 KEYS_PER_CALL = 200
 KEYS_PER_PIPELINE = 1600
+#: On a Redis Cluster, rows encoded before they are grouped by hash slot into calls.
+CLUSTER_GROUP_ROWS = 100_000
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
 #: keys a lost attempt had already written are skipped (and counted as skipped). After the last
@@ -214,19 +216,37 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     total = 0
     calls: list[_Call] = []
     queued = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        keys = L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys), spec.project)
-        stamps = L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False))
-        values = [L.encode_values(batch.column(f), dtype) for f, dtype in spec.features]
-        for call in _calls(keys, [stamps, *values], head, writer.cluster):
+    # On a cluster a call holds keys of one slot only; grouping more rows at once puts more keys in
+    # each of the 16384 slots, so fewer, larger calls (a 10k-row batch gives about one key per call).
+    group_rows = CLUSTER_GROUP_ROWS if writer.cluster else 1
+    pending: tuple[list[bytes], list[list[bytes]]] = ([], [[] for _ in range(1 + len(spec.features))])
+
+    def send(final: bool) -> None:
+        nonlocal calls, queued
+        keys, cols = pending
+        if len(keys) < group_rows and not (final and keys):
+            return
+        for call in _calls(keys, cols, head, writer.cluster):
             calls.append(call)
             queued += len(call.keys)
             if queued >= KEYS_PER_PIPELINE:
                 writer.flush(calls)
                 calls, queued = [], 0
+        keys.clear()
+        for col in cols:
+            col.clear()
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending[0].extend(L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys),
+                                               spec.project))
+        pending[1][0].extend(L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False)))
+        for col, (f, dtype) in zip(pending[1][1:], spec.features):
+            col.extend(L.encode_values(batch.column(f), dtype))
         total += batch.num_rows
+        send(final=False)
+    send(final=True)
     if calls:
         writer.flush(calls)
     writer.client.close()
