@@ -85,6 +85,9 @@ def main() -> None:
     end = START + timedelta(days=2)
     rates = {}
 
+    def check(report) -> None:
+        assert report.ok and report.written == args.keys, report
+
     def run(label: str, fn) -> None:
         client.flushdb()
         t = time.perf_counter()
@@ -96,7 +99,7 @@ def main() -> None:
 
     print(f"{args.keys} keys x 5 features, Redis on 127.0.0.1:{args.port}")
     materialize_view(spark, store.repo, view, settings, START, START + timedelta(seconds=10))  # warm-up
-    run("engine (materialize_view)", lambda: materialize_view(spark, store.repo, view, settings, START, end))
+    run("engine (materialize_view)", lambda: check(materialize_view(spark, store.repo, view, settings, START, end)))
 
     rows = spark.read.format("delta").load(path).toArrow()
     keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"}, "bench")

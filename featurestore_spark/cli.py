@@ -3,9 +3,12 @@
     fsspark historical --entities PATH --features ride_ranking --out PATH [--full-feature-names]
     fsspark explain --entities PATH --features ride_ranking
     fsspark materialize --start 2026-01-01 --end 2026-02-01 [--views a,b]
+    fsspark materialize-incremental --end 2026-02-01 [--views a,b] [--state-path PATH]
     fsspark training-set REQUEST.yaml
     fsspark training-set --reproduce OUTPUT_OR_MANIFEST --out PATH [--version N]
     fsspark training-sets list | show NAME
+
+Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun).
 """
 
 from __future__ import annotations
@@ -26,6 +29,18 @@ def _features(value: str) -> object:
 def _instant(text: str) -> datetime:
     ts = datetime.fromisoformat(text)
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def report_push(reports: list) -> int:
+    """Print one line per view; 3 when keys failed (they were not written: the same command again writes them)."""
+    for r in reports:
+        print(r.summary())
+    failed = sum(r.failed for r in reports)
+    if failed:
+        print(f"fsspark: {failed} key(s) were not written to Redis; rerun the same command to write them "
+              "(keys already written are skipped; incremental watermarks did not advance)", file=sys.stderr)
+        return 3
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     sets_sub = sets.add_subparsers(dest="action", required=True)
     sets_sub.add_parser("list", help="every build, newest first")
     sets_sub.add_parser("show", help="one training set in full").add_argument("name")
+    inc = sub.add_parser("materialize-incremental", help="push what changed since the last run, up to end")
+    inc.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
+    inc.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
+    inc.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
     args = parser.parse_args(argv)
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
@@ -68,14 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     from featurestore_spark.store import FeatureStore
 
     try:
-        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog)
+        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog,
+                             state_path=getattr(args, "state_path", None))
         if args.command in ("training-set", "training-sets"):
             return _training_sets(store, args)
-        if args.command == "materialize":
+        if args.command in ("materialize", "materialize-incremental"):
             views = args.views.split(",") if args.views else None
-            for r in store.materialize(args.start, args.end, views):
-                print(f"{r.view}: {r.rows} keys, {r.written} written, {r.skipped} skipped (not newer)")
-            return 0
+            if args.command == "materialize":
+                reports = store.materialize(args.start, args.end, views)
+            else:
+                reports = store.materialize_incremental(args.end, views)
+            return report_push(reports)
         if args.command == "explain":
             print(store.explain_historical_features(args.entities, _features(args.features), args.full_feature_names))
             return 0

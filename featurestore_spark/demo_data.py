@@ -173,7 +173,10 @@ def write_demo_data(
     paths = {}
     for name, make in TABLES.items():
         path = f"{out_dir.rstrip('/')}/{name}"
-        make(spark, rows, n_entities, seed, start, days).write.format("delta").mode("overwrite").save(path)
+        # The change data feed lets incremental materialization find rows appended late.
+        make(spark, rows, n_entities, seed, start, days).write.format("delta").mode("overwrite").option(
+            "delta.enableChangeDataFeed", "true"
+        ).save(path)
         paths[name] = path
     path = f"{out_dir.rstrip('/')}/entities"
     entity_rows(spark, entity_rows_count or rows, n_entities, seed, start, days).write.format("delta").mode(

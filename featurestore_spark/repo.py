@@ -65,7 +65,17 @@ def load_repo(repo_path: str | Path) -> RepoSpec:
         services=services,
         online_store=tuple(online.items()) if isinstance(online, dict) else (("type", online),),
         entity_key_serialization_version=int(config.get("entity_key_serialization_version", 3)),
+        registry=_registry_location(root, config.get("registry")),
     )
+
+
+def _registry_location(root: Path, registry: object) -> str | None:
+    """``registry:`` is a path (relative to the repo), a URI, or a mapping with ``path``."""
+    path = registry.get("path") if isinstance(registry, dict) else registry
+    if not path:
+        return None
+    path = str(path)
+    return path if "://" in path else str((root / path).resolve())
 
 
 def _import_definitions(root: Path) -> list[object]:

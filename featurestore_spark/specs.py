@@ -193,3 +193,5 @@ class RepoSpec:
     services: dict[str, FeatureServiceSpec] = field(default_factory=dict)
     online_store: tuple[tuple[str, object], ...] = ()
     entity_key_serialization_version: int = 3
+    #: Feast registry location from feature_store.yaml (absolute, or a URI); None when not set.
+    registry: str | None = None

@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from featurestore_spark.errors import UnknownFeatureViewError
 from featurestore_spark.offline import retrieval
+from featurestore_spark.online.watermarks import default_state_path
 from featurestore_spark.repo import load_repo
 from featurestore_spark.session import build_session
 from featurestore_spark.specs import RepoSpec
@@ -38,12 +39,15 @@ class FeatureStore:
     def __init__(
         self, repo_path: str | Path = "feature_repo", spark: SparkSession | None = None, profile: str = "local",
         catalog: str | None = None,
+        state_path: str | None = None,
     ):
         self.repo: RepoSpec = load_repo(repo_path)
         self.spark = spark if spark is not None else build_session(profile)
         self.catalog = catalog or os.environ.get("FSSPARK_CATALOG") or str(
             Path(self.repo.repo_path) / "data" / "training_set_catalog"
         )
+        #: Delta table of materialization watermarks (see ``online.watermarks``).
+        self.state_path = state_path or os.environ.get("FSSPARK_STATE_PATH") or default_state_path(self.repo)
 
     @property
     def project(self) -> str:
@@ -77,13 +81,50 @@ class FeatureStore:
     def materialize(self, start_date: datetime, end_date: datetime, feature_views: list[str] | None = None) -> list:
         """Push, per view and entity key, the latest row with start_date <= ts <= end_date to Redis.
 
-        Settings come from feature_store.yaml's ``online_store`` (type redis). The server is pinged
-        before any Spark work; values are written only if newer than what Redis holds.
+        Settings come from feature_store.yaml's ``online_store`` (type redis, redis_type redis or
+        redis_cluster). The server is pinged before any Spark work; values are written only if newer
+        than what Redis holds. Successful pushes are recorded in the Feast registry when there is one.
 
         Returns:
-            One ``PushReport`` (rows, written, skipped) per view.
+            One ``PushReport`` (rows, written, skipped, failed) per view. A report with failed > 0
+            (``not report.ok``) means keys were not written: run the same call again.
         """
+        from featurestore_spark.online.incremental import record_in_feast_registry
         from featurestore_spark.online.materialize import materialize_view
+
+        settings, names = self._online(feature_views)
+        reports = [
+            materialize_view(self.spark, self.repo, self.repo.views[n], settings, start_date, end_date) for n in names
+        ]
+        record_in_feast_registry(self.repo, reports)
+        return reports
+
+    def materialize_incremental(self, end_date: datetime, feature_views: list[str] | None = None) -> list:
+        """Push what changed since each view's last incremental run, up to end_date (SEMANTICS.md 3).
+
+        Rows appended to Delta late, with old event timestamps, are found through the Delta change
+        data feed (``delta.enableChangeDataFeed``); without it the view's whole ttl window is pushed
+        again (the report's ``source`` says which). Watermarks live in ``self.state_path``.
+
+        Returns:
+            One ``PushReport`` per view; a view's watermark advances only when nothing failed.
+
+        Example:
+            >>> store.materialize_incremental(datetime.now(timezone.utc))  # doctest: +SKIP
+        """
+        from featurestore_spark.online.incremental import materialize_view_incremental, record_in_feast_registry
+
+        settings, names = self._online(feature_views)
+        reports = [
+            materialize_view_incremental(self.spark, self.repo, self.repo.views[n], settings, end_date,
+                                         self.state_path)
+            for n in names
+        ]
+        record_in_feast_registry(self.repo, reports)
+        return reports
+
+    def _online(self, feature_views: list[str] | None):
+        """The Redis settings (server checked) and the views to push."""
         from featurestore_spark.online.settings import redis_settings
 
         settings = redis_settings(dict(self.repo.online_store))
@@ -92,9 +133,7 @@ class FeatureStore:
         if unknown:
             raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
         settings.check()
-        return [
-            materialize_view(self.spark, self.repo, self.repo.views[n], settings, start_date, end_date) for n in names
-        ]
+        return settings, names
 
     def explain_historical_features(self, entity_df: object, features: object, full_feature_names: bool = False) -> str:
         """What ``get_historical_features`` would do with these inputs, and why (runs the statistics only)."""

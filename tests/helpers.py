@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -44,3 +45,21 @@ def view_spec(
 
 def repo_of(*views: FeatureViewSpec) -> RepoSpec:
     return RepoSpec(project="test", repo_path=".", views={v.name: v for v in views})
+
+
+def oracle_latest(spark, path: str, keys: list[str], end: datetime) -> pd.DataFrame:
+    """Independent reference: pandas sort of the whole (small) table."""
+    df = spark.read.format("delta").load(path).toPandas()
+    df = df[df["event_timestamp"] <= end.replace(tzinfo=None)]
+    order = ["event_timestamp"] + (["created"] if "created" in df else [])
+    return df.sort_values(order).groupby(keys, as_index=False).tail(1).set_index(keys)
+
+
+def same(a, b) -> bool:
+    if hasattr(a, "tolist"):
+        a = a.tolist()
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None
+    if isinstance(a, float):
+        return b is not None and math.isclose(a, b, rel_tol=1e-6)
+    return a == b

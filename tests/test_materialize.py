@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import feast
-import pandas as pd
 import pytest
 import redis
 
@@ -17,6 +15,7 @@ from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.online.settings import OnlineStoreError, redis_settings
 from featurestore_spark.repo import _import_definitions
+from tests.helpers import oracle_latest, same
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
@@ -42,24 +41,6 @@ def stores(spark, tmp_path_factory):
     fs.apply(_import_definitions(repo))
     yield fs, FeatureStore(repo_path=repo, spark=spark), data
     del os.environ["FSSPARK_DATA_DIR"]
-
-
-def oracle_latest(spark, path: str, keys: list[str], end: datetime) -> pd.DataFrame:
-    """Independent reference: pandas sort of the whole (small) table."""
-    df = spark.read.format("delta").load(path).toPandas()
-    df = df[df["event_timestamp"] <= end.replace(tzinfo=None)]
-    order = ["event_timestamp"] + (["created"] if "created" in df else [])
-    return df.sort_values(order).groupby(keys, as_index=False).tail(1).set_index(keys)
-
-
-def same(a, b) -> bool:
-    if hasattr(a, "tolist"):
-        a = a.tolist()
-    if a is None or (isinstance(a, float) and math.isnan(a)):
-        return b is None
-    if isinstance(a, float):
-        return b is not None and math.isclose(a, b, rel_tol=1e-6)
-    return a == b
 
 
 def test_feast_serves_what_the_engine_pushed(spark, stores):
@@ -162,10 +143,10 @@ def test_push_survives_a_redis_restart_midway(tmp_path):
         yield batch(size)
 
     spec = PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),), features=(("rate", "DOUBLE"),),
-                    settings=RedisSettings(port=port))
+                    settings=RedisSettings(nodes=(("127.0.0.1", port),)))
     try:
         counts = list(push_batches(batches(), spec))[0].to_pydict()
-        assert counts == {"written": [2 * size], "skipped": [0]}
+        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         assert client.dbsize() == size  # the restarted server (no persistence) holds the second batch
     finally:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)

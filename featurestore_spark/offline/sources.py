@@ -36,8 +36,13 @@ def ranking(features: tuple[str, ...]) -> Column:
     )
 
 
-def read_view(spark: SparkSession, view: FeatureViewSpec, features: tuple[str, ...]) -> DataFrame:
+def read_view(
+    spark: SparkSession, view: FeatureViewSpec, features: tuple[str, ...], raw: DataFrame | None = None
+) -> DataFrame:
     """The view's rows in normal form, with only ``features`` among the feature columns.
+
+    ``raw`` is the source as already read (a time-travel snapshot, a change feed); by default the
+    current version of the table is read.
 
     Raises:
         SourceError: the source is not a readable Delta table.
@@ -45,7 +50,9 @@ def read_view(spark: SparkSession, view: FeatureViewSpec, features: tuple[str, .
         JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
     """
     src = view.source
-    raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'", version=src.version)
+    if raw is None:
+        raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'",
+                         version=src.version)
     where = f"Delta table {src.location} (source of feature view '{view.name}')"
 
     def column(name: str, needed_by: str) -> str:

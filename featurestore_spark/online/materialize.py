@@ -9,35 +9,62 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
-from featurestore_spark.online.redis_push import PushSpec, push_batches
+from featurestore_spark.online.redis_push import COUNTS_SCHEMA, PushSpec, push_batches
 from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PushReport:
-    """Outcome of one view's push."""
+    """Outcome of one view's push.
+
+    Attributes:
+        view: the feature view.
+        rows: entity keys pushed (written + skipped + failed).
+        written: keys whose values were newer than what Redis held, and were written.
+        skipped: keys Redis already held with an equal or newer event timestamp.
+        failed: keys not written because the server refused them or could not be reached; rerun.
+        error: the first failure's reason (no secrets), None when nothing failed.
+        start, end: the event-time window pushed.
+        source: how the rows were chosen (window, change feed, ...), for logs and the CLI.
+    """
 
     view: str
     rows: int
     written: int
-    skipped: int  # not newer than what Redis holds
+    skipped: int
+    failed: int = 0
+    error: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    source: str = "window"
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+    def summary(self) -> str:
+        text = (f"{self.view}: {self.rows} keys, {self.written} written, {self.skipped} skipped (not newer), "
+                f"{self.failed} failed [{self.source}]")
+        return text + (f"; first failure: {self.error}" if self.error else "")
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+def utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def latest_rows(spark: SparkSession, view: FeatureViewSpec, start: datetime, end: datetime) -> DataFrame:
-    """Per entity key, the row with start <= ts <= end that wins by (ts, created, tie hash), as in the join.
+def latest_of(rows: DataFrame, view: FeatureViewSpec, start: datetime | None, end: datetime) -> DataFrame:
+    """Per entity key, the row of ``rows`` (normal form) with start <= ts <= end that wins by
+    (ts, created, tie hash), as in the join.
 
     One aggregate of a ranking struct per key (no global sort); columns: the join keys under
-    their names, ``__ts_us`` and the features.
+    their names, ``__ts_us`` and the features. ``start`` None means no lower bound.
     """
     features = tuple(f.name for f in view.features)
-    rows = read_view(spark, view, features)
     keys = [key_col(i) for i in range(len(view.join_keys))]
-    rows = rows.where(F.col(TS).between(F.lit(_utc(start)), F.lit(_utc(end))))
+    rows = rows.where(F.col(TS) <= F.lit(utc(end)))
+    if start is not None:
+        rows = rows.where(F.col(TS) >= F.lit(utc(start)))
     for k in keys:
         rows = rows.where(F.col(k).isNotNull())
     best = rows.groupBy(*keys).agg(F.max(ranking(features)).alias("w"))
@@ -48,12 +75,19 @@ def latest_rows(spark: SparkSession, view: FeatureViewSpec, start: datetime, end
     )
 
 
-def materialize_view(
-    spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, settings: RedisSettings,
-    start: datetime, end: datetime, *, writers: int | None = None,
-) -> PushReport:
-    """Push the latest rows of ``view`` in [start, end]; returns counts (one small row per partition reaches the driver)."""
-    rows = latest_rows(spark, view, start, end)
+def latest_rows(spark: SparkSession, view: FeatureViewSpec, start: datetime, end: datetime) -> DataFrame:
+    """``latest_of`` over the current version of the view's Delta source."""
+    return latest_of(read_view(spark, view, tuple(f.name for f in view.features)), view, start, end)
+
+
+def push(
+    spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, settings: RedisSettings, rows: DataFrame,
+    *, writers: int | None = None,
+) -> dict:
+    """Write ``rows`` (as ``latest_of`` makes them) from the executors; returns the summed counts.
+
+    One small row per partition reaches the driver.
+    """
     spec = PushSpec(
         project=repo.project,
         view=view.name,
@@ -62,8 +96,18 @@ def materialize_view(
         settings=settings,
     )
     parts = writers or spark.sparkContext.defaultParallelism
-    counts = rows.repartition(parts).mapInArrow(
-        lambda batches: push_batches(batches, spec), "written long, skipped long"
-    ).agg(F.sum("written").alias("written"), F.sum("skipped").alias("skipped")).first()
-    written, skipped = int(counts["written"] or 0), int(counts["skipped"] or 0)
-    return PushReport(view=view.name, rows=written + skipped, written=written, skipped=skipped)
+    counts = rows.repartition(parts).mapInArrow(lambda batches: push_batches(batches, spec), COUNTS_SCHEMA).agg(
+        *[F.sum(c).alias(c) for c in ("written", "skipped", "failed")],
+        F.first("error", ignorenulls=True).alias("error"),
+    ).first()
+    out = {c: int(counts[c] or 0) for c in ("written", "skipped", "failed")}
+    return out | {"error": counts["error"], "rows": out["written"] + out["skipped"] + out["failed"]}
+
+
+def materialize_view(
+    spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, settings: RedisSettings,
+    start: datetime, end: datetime, *, writers: int | None = None,
+) -> PushReport:
+    """Push the latest rows of ``view`` in [start, end]; returns the counts."""
+    counts = push(spark, repo, view, settings, latest_rows(spark, view, start, end), writers=writers)
+    return PushReport(view=view.name, start=utc(start), end=utc(end), **counts)

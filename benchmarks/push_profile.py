@@ -1,0 +1,73 @@
+"""Profile the Redis push alone: ``push_batches`` in one process (no Spark), client time vs server time.
+
+    .venv/bin/python benchmarks/push_profile.py --keys 200000 --port 6379 [--profile]
+
+Prints keys/s, the server's time in the script (``INFO commandstats``) and, with --profile, the
+top of a cProfile of the client. Uses database 8, flushed before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+
+import numpy as np
+import pyarrow as pa
+import redis
+
+from featurestore_spark.online.redis_push import PushSpec, push_batches
+from featurestore_spark.online.settings import RedisSettings
+
+DB = 8
+
+
+def batches(n: int) -> list[pa.RecordBatch]:
+    """The shape of benchmarks/redis_push.py: one INT64 key, 5 features, 10k rows per Arrow batch."""
+    rng = np.random.default_rng(1)
+    out = []
+    for start in range(0, n, 10_000):
+        ids = np.arange(start, min(n, start + 10_000)) + 1000
+        size = len(ids)
+        out.append(pa.RecordBatch.from_pydict({
+            "driver_id": pa.array(ids), "__ts_us": pa.array(1_767_225_600_000_000 + (ids % 86400) * 1_000_000),
+            "f_float": pa.array(rng.random(size).astype(np.float32)), "f_double": pa.array(rng.random(size)),
+            "f_long": pa.array((rng.random(size) * 1e9).astype(np.int64)),
+            "f_count": pa.array((rng.random(size) * 100).astype(np.int64)),
+            "f_label": pa.array([f"label-{i % 97}" for i in ids]),
+        }))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=int, default=200_000)
+    p.add_argument("--port", type=int, default=6379)
+    p.add_argument("--profile", action="store_true", help="also print the client's cProfile")
+    args = p.parse_args()
+    spec = PushSpec(project="bench", view="bench_stats", keys=(("driver_id", "INT64"),),
+                    features=(("f_float", "FLOAT"), ("f_double", "DOUBLE"), ("f_long", "INT64"),
+                              ("f_count", "INT64"), ("f_label", "STRING")),
+                    settings=RedisSettings(nodes=(("127.0.0.1", args.port),), db=DB))
+    data = batches(args.keys)
+    client = redis.Redis(port=args.port, db=DB)
+    client.flushdb()
+    client.config_resetstat()
+    started = time.perf_counter()
+    counts = list(push_batches(iter(data), spec))[0].to_pydict()
+    seconds = time.perf_counter() - started
+    server = client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0) / 1e6
+    assert counts["written"] == [args.keys] and client.dbsize() == args.keys, counts
+    print(f"{args.keys} keys: {seconds:.2f} s ({args.keys / seconds:,.0f} keys/s), server in the script {server:.2f} s "
+          f"({server / args.keys * 1e6:.1f} us/key)")
+    if args.profile:
+        client.flushdb()
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: list(push_batches(iter(data), spec)))
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+    client.flushdb()
+
+
+if __name__ == "__main__":
+    main()

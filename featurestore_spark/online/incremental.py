@@ -1,0 +1,138 @@
+"""Incremental materialization, driven by Delta commit versions so that late rows are not missed.
+
+A run pushes, per entity key, the latest of:
+
+- the rows with ``watermark.end < ts <= end`` of the source snapshot at version V (the table's
+  current version, pinned for the whole run), and
+- the rows committed after the watermark's version (Delta change data feed, versions
+  ``watermark.source_version + 1 .. V``, inserts and update post-images) with ``floor <= ts <= end``,
+  where ``floor`` is ``end - ttl`` (unlimited ttl: no floor). These are the late rows: appended
+  after the last run with old event timestamps.
+
+The server's newer-wins check keeps a late row only where it is newer than what Redis holds.
+Without a change data feed for those versions (``delta.enableChangeDataFeed`` off, or turned on
+later) the run pushes the whole window ``[floor, end]`` of snapshot V instead: correct (newer-wins
+makes re-pushing safe), but it reads the whole window; the report's ``source`` says so.
+
+The first run (no watermark) pushes ``[end - ttl, end]`` (unlimited ttl: 52 weeks, as SEMANTICS.md 3).
+On success the run appends a watermark (end, V) and, when the repo's Feast registry holds the
+view, records the interval there too (``feast`` then sees it as materialized).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from featurestore_spark.offline.sources import TS, read_view
+from featurestore_spark.online.materialize import PushReport, latest_of, push, utc
+from featurestore_spark.online.settings import RedisSettings
+from featurestore_spark.online.watermarks import last_watermark, record_watermark
+from featurestore_spark.specs import FeatureViewSpec, RepoSpec
+
+log = logging.getLogger(__name__)
+
+#: How far back a first run of a view with unlimited ttl reaches.
+NO_TTL_LOOKBACK = timedelta(weeks=52)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _table(spark: SparkSession, view: FeatureViewSpec) -> DeltaTable:
+    src = view.source
+    return DeltaTable.forPath(spark, src.path) if src.path else DeltaTable.forName(spark, src.table)
+
+
+def _reader(spark: SparkSession, view: FeatureViewSpec, **options: object):
+    src = view.source
+    reader = spark.read.format("delta")
+    for name, value in options.items():
+        reader = reader.option(name, value)
+    return reader.load(src.path) if src.path else reader.table(src.table)
+
+
+def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) -> DataFrame | None:
+    """Rows added by versions first..last (change data feed), or None where the feed lacks them."""
+    feed = _reader(spark, view, readChangeFeed="true", startingVersion=first, endingVersion=last)
+    feed = feed.where(F.col("_change_type").isin("insert", "update_postimage"))
+    try:
+        feed.rdd.getNumPartitions()  # plans the scan: Delta checks here that every version has change data
+    except AnalysisException as exc:
+        if exc.getCondition() in ("DELTA_MISSING_CHANGE_DATA", "DELTA_CHANGE_TABLE_FEED_DISABLED"):
+            return None
+        raise
+    return feed
+
+
+def materialize_view_incremental(
+    spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, settings: RedisSettings, end: datetime,
+    state_path: str, *, writers: int | None = None,
+) -> PushReport:
+    """Push what changed in ``view`` since its watermark, up to ``end``; advance the watermark if nothing failed."""
+    end = utc(end)
+    version = int(_table(spark, view).history(1).select("version").first()[0])
+    features = tuple(f.name for f in view.features)
+    snapshot = read_view(spark, view, features, raw=_reader(spark, view, versionAsOf=version))
+    floor = end - view.ttl if view.ttl else None
+    mark = last_watermark(spark, state_path, repo.project, view.name)
+    if mark is None:
+        start = floor or end - NO_TTL_LOOKBACK
+        rows, source = latest_of(snapshot, view, start, end), f"first run: window at version {version}"
+    elif mark.source_version >= version:
+        start = mark.end
+        rows, source = latest_of(snapshot.where(F.col(TS) > F.lit(mark.end)), view, None, end), (
+            f"window after {mark.end.isoformat()}, no new Delta versions")
+    else:
+        changes = _changes(spark, view, mark.source_version + 1, version)
+        if changes is None:
+            start = floor or EPOCH
+            rows = latest_of(snapshot, view, floor, end)
+            source = (f"whole window at version {version}: no change data feed for versions "
+                      f"{mark.source_version + 1}..{version} (set delta.enableChangeDataFeed=true on the source)")
+            log.warning("feature view '%s': %s", view.name, source)
+        else:
+            start = mark.end
+            late = read_view(spark, view, features, raw=changes)
+            late = late.where(F.col(TS) >= F.lit(floor)) if floor else late
+            window = snapshot.where(F.col(TS) > F.lit(mark.end))
+            rows = latest_of(window.unionByName(late), view, None, end)
+            source = f"window after {mark.end.isoformat()} + change feed of versions {mark.source_version + 1}..{version}"
+    log.info("feature view '%s': incremental push, %s", view.name, source)
+    counts = push(spark, repo, view, settings, rows, writers=writers)
+    report = PushReport(view=view.name, start=start, end=end, source=source, **counts)
+    if report.ok:
+        record_watermark(spark, state_path, project=repo.project, view=view.name, start=start, end=end,
+                         source_version=version, source=source, written=report.written, skipped=report.skipped)
+    return report
+
+
+def record_in_feast_registry(repo: RepoSpec, reports: list[PushReport]) -> list[str]:
+    """Record successful pushes as materialization intervals in the repo's Feast registry.
+
+    Does nothing without a registry file (the engine needs no ``feast apply``); a view the
+    registry does not hold is skipped. Returns the views recorded.
+    """
+    done = [r for r in reports if r.ok and r.start is not None]
+    if not repo.registry or not done or ("://" not in repo.registry and not Path(repo.registry).is_file()):
+        return []
+    import feast
+    from feast.errors import FeatureViewNotFoundException
+
+    registry = feast.FeatureStore(repo_path=repo.repo_path).registry
+    recorded = []
+    for report in done:
+        try:
+            fv = registry.get_feature_view(report.view, repo.project)
+        except FeatureViewNotFoundException:
+            log.info("feature view '%s' is not in the Feast registry %s; not recorded there", report.view,
+                     repo.registry)
+            continue
+        registry.apply_materialization(fv, repo.project, report.start, report.end)
+        recorded.append(report.view)
+    return recorded
+

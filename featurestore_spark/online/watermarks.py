@@ -1,0 +1,70 @@
+"""Materialization watermarks: what each view's incremental runs have pushed, in a small Delta table.
+
+One row per successful run: (project, view, start, end, source_version, ...). The row certifies
+that every row of the view's source up to Delta version ``source_version`` with event time
+<= ``end`` (and within the view's ttl of it) has been pushed. Rows are only ever appended: a Delta
+blind append is atomic and never conflicts with another writer's append, so concurrent runs are
+safe. A reader takes one whole row (the one with the latest end, then the latest version); a row
+is self-consistent, so a race can only make the next run push again what is already in Redis,
+which the newer-wins write turns into skips.
+
+The table lives next to the Feast registry (``<registry folder>/fsspark_watermarks``) unless
+``FeatureStore(state_path=...)`` or ``$FSSPARK_STATE_PATH`` names another location. On object
+stores, configure Delta's multi-writer log store (e.g. S3 with DynamoDB) as for any Delta table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from featurestore_spark.specs import RepoSpec
+
+SCHEMA = ("project string, view string, start_ts timestamp, end_ts timestamp, source_version long, "
+          "source string, written long, skipped long, recorded_at timestamp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Watermark:
+    """The last successful incremental run of a view."""
+
+    end: datetime
+    source_version: int
+
+
+def default_state_path(repo: RepoSpec) -> str:
+    """``<registry folder>/fsspark_watermarks``, else ``<repo>/data/fsspark_watermarks``."""
+    if repo.registry:
+        parent = repo.registry.rsplit("/", 1)[0] if "://" in repo.registry else str(Path(repo.registry).parent)
+        return f"{parent}/fsspark_watermarks"
+    return str(Path(repo.repo_path) / "data" / "fsspark_watermarks")
+
+
+def last_watermark(spark: SparkSession, path: str, project: str, view: str) -> Watermark | None:
+    """The watermark of ``view``, or None when no incremental run of it has succeeded."""
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    row = (
+        spark.read.format("delta").load(path)
+        .where((F.col("project") == project) & (F.col("view") == view))
+        .orderBy(F.col("end_ts").desc(), F.col("source_version").desc())
+        .select("end_ts", "source_version")
+        .first()
+    )
+    if row is None:
+        return None
+    return Watermark(end=row["end_ts"].replace(tzinfo=timezone.utc), source_version=int(row["source_version"]))
+
+
+def record_watermark(
+    spark: SparkSession, path: str, *, project: str, view: str, start: datetime | None, end: datetime,
+    source_version: int, source: str, written: int, skipped: int,
+) -> None:
+    """Append one watermark row (atomic; creates the table on first use)."""
+    row = (project, view, start, end, source_version, source, written, skipped, datetime.now(timezone.utc))
+    spark.createDataFrame([row], SCHEMA).write.format("delta").mode("append").save(path)

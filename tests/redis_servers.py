@@ -1,0 +1,94 @@
+"""Throw-away Redis servers for the tests: plain, password, TLS, out of memory, a three-master cluster.
+
+Each server runs from ``redis-server`` on loopback with its files in a temporary folder and is shut
+down by the test that started it. Ports start at ``$FSSPARK_TEST_PORT_BASE`` (default 7100).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+PORT_BASE = int(os.environ.get("FSSPARK_TEST_PORT_BASE", "7100"))
+
+
+def _wait(port: int, **kwargs) -> None:
+    client = redis.Redis(port=port, socket_connect_timeout=1, **kwargs)
+    for _ in range(100):
+        try:
+            client.ping()
+            return
+        except redis.AuthenticationError:
+            return  # up, and asking for a password
+        except redis.RedisError:
+            time.sleep(0.05)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
+@contextmanager
+def redis_server(port: int, folder: Path, *args: str, tls: bool = False, **ping):
+    """A redis-server on 127.0.0.1:port; extra ``args`` are redis-server options."""
+    folder.mkdir(parents=True, exist_ok=True)
+    where = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
+    cmd = ["redis-server", *where, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
+           "--logfile", str(folder / "redis.log"), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    try:
+        _wait(port, **ping)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def redis_cluster(first_port: int, folder: Path, masters: int = 3):
+    """A cluster of ``masters`` primaries (no replicas) on consecutive ports; yields the ports."""
+    ports = [first_port + i for i in range(masters)]
+    procs = []
+    try:
+        for port in ports:
+            node = folder / str(port)
+            node.mkdir(parents=True, exist_ok=True)
+            procs.append(subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--appendonly", "no",
+                 "--dir", str(node), "--logfile", str(node / "redis.log")], stdout=subprocess.DEVNULL))
+        for port in ports:
+            _wait(port)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
+        for _ in range(100):  # every node must see every slot before clients route by it
+            states = [redis.Redis(port=p).cluster("info").get("cluster_state") for p in ports]
+            if all(s == "ok" for s in states):
+                break
+            time.sleep(0.1)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
+
+
+def make_tls_files(folder: Path) -> dict[str, Path]:
+    """A CA and a server certificate for 127.0.0.1 / localhost, made with openssl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (folder / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    ext = folder / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+        "-subj", "/CN=fsspark-test-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt),
+        "-days", "2", "-extfile", str(ext))
+    return {"ca": ca, "cert": crt, "key": key}

@@ -1,0 +1,204 @@
+"""Redis Cluster, AUTH, TLS and failed keys: each test starts its own servers, pushes through Spark,
+and reads back through Feast's own Redis online store against a pandas oracle."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import feast
+import pytest
+import redis
+
+from featurestore_spark import FeatureStore
+from featurestore_spark.cli import main as cli
+from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
+from featurestore_spark.online.settings import OnlineStoreError, redis_settings
+from featurestore_spark.repo import _import_definitions
+from tests.helpers import oracle_latest, same
+from tests.redis_servers import PORT_BASE, make_tls_files, redis_cluster, redis_server
+
+ROOT = Path(__file__).resolve().parents[1]
+END = DEFAULT_START + timedelta(days=10)
+SECRET = "pw-Zq81-never-printed"
+PROFILE = ["current_balance", "lifetime_trip_count", "is_premium", "segment", "avatar_hash", "favourite_zones"]
+
+
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("redis_ops")
+    data = root / "data"
+    previous = os.environ.get("FSSPARK_DATA_DIR")
+    os.environ["FSSPARK_DATA_DIR"] = str(data)
+    write_demo_data(spark, str(data), rows=1500, entity_rows_count=10, n_entities=120, days=10)
+    yield root, data
+    if previous is None:
+        del os.environ["FSSPARK_DATA_DIR"]
+    else:
+        os.environ["FSSPARK_DATA_DIR"] = previous
+
+
+def make_repo(spark, root: Path, name: str, online_store: str) -> tuple[feast.FeatureStore, FeatureStore, Path]:
+    """The example repo with its own online_store block, applied to a Feast registry."""
+    repo = root / name
+    shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    (repo / "feature_store.yaml").write_text(
+        f"project: ops_{name}\nregistry: {repo}/registry.db\nprovider: local\n"
+        f"online_store:\n  type: redis\n{online_store}entity_key_serialization_version: 3\n"
+    )
+    fs = feast.FeatureStore(repo_path=str(repo))
+    fs.apply(_import_definitions(repo))
+    return fs, FeatureStore(repo_path=repo, spark=spark), repo
+
+
+def assert_feast_serves_latest(spark, fs: feast.FeatureStore, data: Path, view: str = "customer_profile") -> int:
+    """Every key of the view, read through Feast, equals the latest offline row (pandas oracle)."""
+    latest = oracle_latest(spark, f"{data}/{view}", ["customer_id"], END)
+    ids = sorted(latest.index)
+    got = fs.get_online_features(features=[f"{view}:{f}" for f in PROFILE],
+                                 entity_rows=[{"customer_id": c} for c in ids]).to_dict()
+    for n, c in enumerate(ids):
+        for f in PROFILE:
+            assert same(latest.loc[c, f], got[f][n]), (c, f, latest.loc[c, f], got[f][n])
+    return len(ids)
+
+
+def test_cluster_push_is_served_by_feast_redis_cluster(spark, demo, tmp_path):
+    root, data = demo
+    with redis_cluster(PORT_BASE + 10, tmp_path / "cluster") as ports:
+        nodes = ",".join(f"127.0.0.1:{p}" for p in ports)
+        fs, store, _ = make_repo(spark, root, "cluster",
+                                 f"  redis_type: redis_cluster\n  connection_string: \"{nodes}\"\n")
+        (report,) = store.materialize(DEFAULT_START - timedelta(days=1), END, ["customer_profile"])
+        assert report.ok and report.written == report.rows == 120
+        sizes = [redis.Redis(port=p).dbsize() for p in ports]
+        assert sum(sizes) == 120 and min(sizes) > 0, sizes  # the keys spread over all three masters
+        assert assert_feast_serves_latest(spark, fs, data) == 120
+        again = store.materialize(DEFAULT_START - timedelta(days=1), END, ["customer_profile"])[0]
+        assert (again.written, again.skipped, again.failed) == (0, 120, 0)
+
+
+def test_password_server_wrong_or_missing_password_fails_early_and_right_one_pushes(spark, demo, tmp_path):
+    root, data = demo
+    port = PORT_BASE + 20
+    with redis_server(port, tmp_path / "auth", "--requirepass", SECRET):
+        os.environ["FSSPARK_TEST_REDIS_PASSWORD"] = SECRET
+        for conn in (f"127.0.0.1:{port},password=wrong-{SECRET}", f"127.0.0.1:{port}"):
+            settings = redis_settings({"type": "redis", "connection_string": conn})
+            with pytest.raises(OnlineStoreError, match=rf"^Redis at 127.0.0.1:{port}/0 refused the credentials; "
+                               r"check the username and password in online_store.connection_string") as info:
+                settings.check()
+            assert SECRET not in str(info.value) + repr(settings) and info.value.__cause__ is None
+        fs, store, _ = make_repo(spark, root, "auth", f"  connection_string: \"127.0.0.1:{port},"
+                                 "password=${FSSPARK_TEST_REDIS_PASSWORD}\"\n")
+        (report,) = store.materialize(DEFAULT_START - timedelta(days=1), END, ["customer_profile"])
+        assert report.ok and report.written == 120
+        assert SECRET not in repr(report) and SECRET not in report.summary()
+        assert assert_feast_serves_latest(spark, fs, data) == 120
+
+
+def test_tls_server_with_ca_pushes_and_without_ca_fails_early(spark, demo, tmp_path):
+    root, data = demo
+    port = PORT_BASE + 30
+    tls = make_tls_files(tmp_path / "tls")
+    with redis_server(port, tmp_path / "tls-server", "--tls-cert-file", str(tls["cert"]), "--tls-key-file",
+                      str(tls["key"]), "--tls-ca-cert-file", str(tls["ca"]), "--tls-auth-clients", "no",
+                      tls=True, ssl=True, ssl_ca_certs=str(tls["ca"])):
+        with pytest.raises(OnlineStoreError, match=rf"cannot reach Redis at 127.0.0.1:{port}/0 \(tls\): "
+                           r"ConnectionError \(a TLS server: check ssl=true and ssl_ca_certs\)"):
+            redis_settings({"type": "redis", "connection_string": f"127.0.0.1:{port},ssl=true"}).check()
+        with pytest.raises(OnlineStoreError, match=rf"cannot reach Redis at 127.0.0.1:{port}/0: ConnectionError"):
+            redis_settings({"type": "redis", "connection_string": f"127.0.0.1:{port}"}).check()
+        fs, store, _ = make_repo(spark, root, "tls",
+                                 f"  connection_string: \"127.0.0.1:{port},ssl=true,ssl_ca_certs={tls['ca']}\"\n")
+        (report,) = store.materialize(DEFAULT_START - timedelta(days=1), END, ["customer_profile"])
+        assert report.ok and report.written == 120
+        assert assert_feast_serves_latest(spark, fs, data) == 120
+
+
+def test_keys_the_server_refuses_are_counted_failed_and_a_rerun_writes_them(spark, demo, tmp_path, capsys):
+    """Some keys are held by another program as strings: the script calls holding them fail, the
+    CLI exits 3 naming the failure; once those keys are cleared, the same command writes the rest."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    root, data = demo
+    port = PORT_BASE + 40
+    with redis_server(port, tmp_path / "refusing"):
+        client = redis.Redis(port=port)
+        fs, _, repo = make_repo(spark, root, "refusing", f"  connection_string: \"127.0.0.1:{port}\"\n")
+        ids = sorted(oracle_latest(spark, f"{data}/customer_profile", ["customer_id"], END).index)
+        squatted = [serialize_entity_key(EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=c)]),
+                                         3) + b"ops_refusing" for c in ids[::40]]
+        for key in squatted:
+            client.set(key, b"not a hash")
+        args = ["--repo", str(repo), "materialize", "--start", "2025-12-31", "--end", END.isoformat(),
+                "--views", "customer_profile"]
+        assert cli(args) == 3
+        out = capsys.readouterr()
+        assert "WRONGTYPE Operation against a key holding the wrong kind of value" in out.out
+        assert "rerun the same command to write them" in out.err
+        counts = re.search(r"customer_profile: 120 keys, (\d+) written, 0 skipped \(not newer\), (\d+) failed", out.out)
+        written, failed = int(counts[1]), int(counts[2])
+        assert written + failed == 120 and failed > len(squatted)  # a failed call counts all its keys
+        client.delete(*squatted)
+        assert cli(args) == 0
+        out = capsys.readouterr().out
+        counts = re.search(r"customer_profile: 120 keys, (\d+) written, (\d+) skipped \(not newer\), 0 failed", out)
+        # Keys a failed call wrote before the squatted key stopped it are skipped now: newer-wins.
+        assert int(counts[1]) + int(counts[2]) == 120 and int(counts[2]) >= written
+        assert assert_feast_serves_latest(spark, fs, data) == 120
+
+
+def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_path, monkeypatch):
+    """After its retries a pipeline's keys, and every later key of the partition, count as failed."""
+    import numpy as np
+    import pyarrow as pa
+
+    from featurestore_spark.online import redis_push
+    from featurestore_spark.online.settings import RedisSettings
+
+    monkeypatch.setattr(redis_push, "RETRIES", 2)  # keep the test short: 0.05 s + 0.1 s of backoff
+    monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.05)
+    port = PORT_BASE + 50
+    size = redis_push.KEYS_PER_PIPELINE
+
+    def batch(first: int) -> pa.RecordBatch:
+        ids = np.arange(first, first + size)
+        return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
+                                           "rate": pa.array(ids / 7.0)})
+
+    with redis_server(port, tmp_path / "down"):
+        def batches():
+            yield batch(0)
+            redis.Redis(port=port).shutdown(nosave=True)
+            yield batch(size)
+            yield batch(2 * size)
+
+        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
+                                   features=(("rate", "DOUBLE"),), settings=RedisSettings(nodes=(("127.0.0.1", port),)))
+        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+    assert counts == {"written": [size], "skipped": [0], "failed": [2 * size],
+                      "error": [f"no answer from Redis at 127.0.0.1:{port}/0 after 2 retries"]}
+
+
+def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix():
+    cluster = redis_settings({"type": "redis", "redis_type": "redis_cluster",
+                              "connection_string": "10.0.0.1:7000,10.0.0.2:7001,skip_full_coverage_check=true,"
+                                                   f"ssl=true,ssl_ca_certs=/ca.pem,username=app,password={SECRET}"})
+    assert (cluster.nodes, cluster.cluster, cluster.ssl, cluster.ssl_ca_certs, cluster.username) == (
+        (("10.0.0.1", 7000), ("10.0.0.2", 7001)), True, True, "/ca.pem", "app")
+    assert SECRET not in repr(cluster) and cluster.address == "cluster 10.0.0.1:7000,10.0.0.2:7001 (tls)"
+    with pytest.raises(ValueError, match=r"connection_string lists several host:port but redis_type is redis; "
+                       r"set redis_type: redis_cluster"):
+        redis_settings({"type": "redis", "connection_string": "a:1,b:2"})
+    with pytest.raises(ValueError, match=r"sets db for a Redis Cluster, which has only db 0; remove the db option"):
+        redis_settings({"redis_type": "redis_cluster", "connection_string": "a:1,db=3"})
+    with pytest.raises(ValueError, match=r"unknown option 'tls' \(use password, username, ssl, db, ssl_ca_certs"):
+        redis_settings({"connection_string": "a:1,tls=true"})
+    with pytest.raises(ValueError, match=r"redis_type 'redis_sentinel' is not supported; use redis or redis_cluster"):
+        redis_settings({"redis_type": "redis_sentinel", "connection_string": "a:1"})
