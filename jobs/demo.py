@@ -1,8 +1,8 @@
 """spark-submit job: the end-to-end demo on the example repo.
 
 1. writes sample Delta tables (``--rows`` per feature view) and entity rows,
-2. builds a point-in-time-correct training set from them with the ride_ranking service and
-   writes it to Delta (one atomic commit),
+2. builds a point-in-time-correct training set from them with the ride_ranking service, from a
+   training-set request: one atomic Delta commit, with a manifest that can rebuild it,
 3. pushes the latest value of every feature per entity to Redis (feature_store.yaml's online_store),
 4. reads a few drivers back through Feast's own online serving.
 
@@ -35,16 +35,17 @@ def main() -> None:
     paths = write_demo_data(spark, out, rows=args.rows, n_entities=args.entities)
     print(f"[1/4] sample Delta tables under {out} ({time.perf_counter() - started:.1f} s)")
 
-    store = FeatureStore(repo_path=args.repo, spark=spark)
-    started = time.perf_counter()
-    training = store.get_historical_features(entity_df=paths["entities"], features="ride_ranking")
-    target = f"{out}/training_sets/ride_ranking"
-    training.write.format("delta").mode("overwrite").save(target)
-    seconds = time.perf_counter() - started
-    result = spark.read.format("delta").load(target)
+    store = FeatureStore(repo_path=args.repo, spark=spark, catalog=f"{out}/training_set_catalog")
+    built = store.create_training_set({
+        "name": "ride_ranking",
+        "entities": {"delta": paths["entities"]},
+        "features": "ride_ranking",
+        "output": {"path": f"{out}/training_sets/ride_ranking", "mode": "overwrite"},
+    })
+    result = spark.read.format("delta").load(built.output)
     result.orderBy("event_timestamp", "driver_id").show(5, truncate=False)
-    rows = result.count()
-    print(f"[2/4] training set: {rows} rows, {len(result.columns)} columns, {seconds:.1f} s, output {target}")
+    print(f"[2/4] training set: {built.rows_out} rows, {len(result.columns)} columns, {built.seconds:.1f} s, "
+          f"output {built.output} (Delta version {built.version}, manifest {built.manifest_path})")
 
     started = time.perf_counter()
     reports = store.materialize(DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=31))
