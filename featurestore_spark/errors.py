@@ -96,3 +96,7 @@ class NullEventTimestampError(FeatureStoreError, ValueError):
 
 class SourceError(FeatureStoreError, ValueError):
     """A feature view's source cannot be read as a Delta table."""
+
+
+class NotSupportedError(FeatureStoreError, NotImplementedError):
+    """A Feast feature the engine does not implement (e.g. on-demand feature views in the Feast plugin)."""

@@ -80,48 +80,77 @@ class PushSpec:
     settings: RedisSettings
 
 
-def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: write every row (keys, ``__ts_us``, features); yield (written, skipped)."""
-    client = spec.settings.client()
-    script = client.register_script(NEWER_WINS)
-    head = [L.ts_field(spec.view), str(spec.settings.key_ttl_seconds).encode(), str(len(spec.features)).encode()]
-    head += [L.field_hash(spec.view, f) for f, _ in spec.features]
-    written = total = 0
-    calls: list[tuple[list[bytes], list[bytes]]] = []
+class NewerWinsWriter:
+    """Sends encoded rows as pipelined calls of the newer-wins script over one connection.
 
-    def flush() -> int:
-        if not calls:
-            return 0
+    Args:
+        client: the connection (one per partition, or per online store).
+        ts_field: the ``_ts:{view}`` field name.
+        feature_fields: the hash fields of the features, in the order of each row's values.
+        key_ttl_seconds: EXPIRE applied on every accepted or skipped write; 0 means none.
+
+    Example:
+        >>> writer = NewerWinsWriter(client, b"_ts:v", [field_hash("v", "f")], 0)  # doctest: +SKIP
+        >>> writer.add([key], [(ts_bytes, value_bytes)])                            # doctest: +SKIP
+        >>> writer.flush()                                                          # doctest: +SKIP
+        1
+    """
+
+    def __init__(self, client: redis.Redis, ts_field: bytes, feature_fields: list[bytes], key_ttl_seconds: int):
+        self._client = client
+        self._script = client.register_script(NEWER_WINS)
+        self._head = [ts_field, str(key_ttl_seconds).encode(), str(len(feature_fields)).encode(), *feature_fields]
+        self._calls: list[tuple[list[bytes], list[bytes]]] = []
+        self._written = 0
+
+    def add(self, keys: list[bytes], rows: list[tuple[bytes, ...]]) -> None:
+        """Queue rows (event-time Timestamp bytes, then one value per feature field) for ``keys``."""
+        for start in range(0, len(keys), KEYS_PER_CALL):
+            stop = min(len(keys), start + KEYS_PER_CALL)
+            args = list(self._head)
+            for row in rows[start:stop]:
+                args.extend(row)
+            self._calls.append((keys[start:stop], args))
+            if len(self._calls) >= CALLS_PER_PIPELINE:
+                self._send()
+
+    def flush(self) -> int:
+        """Send what is queued; return how many rows were written (newer than Redis held) so far."""
+        self._send()
+        return self._written
+
+    def _send(self) -> None:
+        if not self._calls:
+            return
         for attempt in range(RETRIES + 1):
             try:
-                pipe = client.pipeline(transaction=False)
-                for keys, args in calls:
-                    script(keys=keys, args=args, client=pipe)
+                pipe = self._client.pipeline(transaction=False)
+                for keys, args in self._calls:
+                    self._script(keys=keys, args=args, client=pipe)
                 done = sum(pipe.execute())
                 break
             except (redis.ConnectionError, redis.TimeoutError):
                 if attempt == RETRIES:
                     raise
                 time.sleep(FIRST_PAUSE_SECONDS * 2**attempt)
-        calls.clear()
-        return done
+        self._calls.clear()
+        self._written += done
 
+
+def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` body: write every row (keys, ``__ts_us``, features); yield (written, skipped)."""
+    writer = NewerWinsWriter(
+        spec.settings.client(), L.ts_field(spec.view), [L.field_hash(spec.view, f) for f, _ in spec.features],
+        spec.settings.key_ttl_seconds,
+    )
+    total = 0
     for batch in batches:
-        n = batch.num_rows
-        if n == 0:
+        if batch.num_rows == 0:
             continue
         keys = L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys), spec.project)
         stamps = L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False))
         values = [L.encode_values(batch.column(f), dtype) for f, dtype in spec.features]
-        rows = list(zip(stamps, *values))
-        for start in range(0, n, KEYS_PER_CALL):
-            stop = min(n, start + KEYS_PER_CALL)
-            args = list(head)
-            for row in rows[start:stop]:
-                args.extend(row)
-            calls.append((keys[start:stop], args))
-            if len(calls) >= CALLS_PER_PIPELINE:
-                written += flush()
-        total += n
-    written += flush()
+        writer.add(keys, list(zip(stamps, *values)))
+        total += batch.num_rows
+    written = writer.flush()
     yield pa.RecordBatch.from_pydict({"written": [written], "skipped": [total - written]})
