@@ -148,6 +148,19 @@ def source_spec(source: object, *, owner: str) -> SourceSpec:
     Raises:
         RepoError: the source is not a ``SparkSource`` over a Delta table.
     """
+    source = delta_source(source, owner=owner)
+    return SourceSpec(
+        name=source.name,
+        path=source.path or None,
+        table=None if source.path else source.table,
+        timestamp_field=source.timestamp_field,
+        created_timestamp_column=source.created_timestamp_column or None,
+        field_mapping=tuple(sorted(source.field_mapping.items())),
+    )
+
+
+def delta_source(source: object, *, owner: str) -> SparkSource:
+    """``source`` itself, checked to be a ``SparkSource`` over a Delta table (see ``source_spec``)."""
     if not isinstance(source, SparkSource):
         raise RepoError(
             f"{owner} has a {type(source).__name__}; the engine reads Delta tables: use "
@@ -160,14 +173,7 @@ def source_spec(source: object, *, owner: str) -> SourceSpec:
         )
     if source.query:
         raise RepoError(f"source '{source.name}' is a query; the engine reads Delta tables by path or table name")
-    return SourceSpec(
-        name=source.name,
-        path=source.path or None,
-        table=None if source.path else source.table,
-        timestamp_field=source.timestamp_field,
-        created_timestamp_column=source.created_timestamp_column or None,
-        field_mapping=tuple(sorted(source.field_mapping.items())),
-    )
+    return source
 
 
 def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> FeatureViewSpec:

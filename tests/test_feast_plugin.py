@@ -66,6 +66,9 @@ def copy_repo(root: Path, name: str, db: int, plugin: bool) -> Path:
             assert text.count(old) == 1, old
             text = text.replace(old, new)
         text += BATCH_ENGINE_LINE
+        # Only for the test's speed: the session the `feast` CLI builds is small (in-process calls use the test's).
+        text = text.replace("    spark.sql.session.timeZone: UTC\n", "    spark.sql.session.timeZone: UTC\n"
+                            '    spark.sql.shuffle.partitions: "2"\n    spark.driver.memory: "1g"\n')
     (repo / "feature_store.yaml").write_text(text)
     return repo
 
@@ -73,7 +76,7 @@ def copy_repo(root: Path, name: str, db: int, plugin: bool) -> Path:
 def feast_cli(repo: Path, *args: str) -> str:
     """Run the real `feast` CLI in ``repo``; the plugin is importable as after `pip install -e .`."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               FSSPARK_SPARK_MASTER="local[1]", SPARK_LOCAL_IP="127.0.0.1")
+               FSSPARK_SPARK_MASTER="local[2]", SPARK_LOCAL_IP="127.0.0.1")
     feast_bin = Path(sys.executable).with_name("feast")
     done = subprocess.run([str(feast_bin), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -174,7 +177,7 @@ def test_seed_workflow_runs_verbatim_and_answers_as_feast_and_the_engine(spark, 
     listing = feast_cli(plugin_repo, "feature-views", "list")
     assert all(v in listing for v in ("driver_hourly_stats", "customer_profile", "driver_customer_stats"))
     later = end + timedelta(days=1)
-    feast_cli(plugin_repo, "materialize-incremental", later.strftime("%Y-%m-%dT%H:%M:%S"))
+    feast_cli(plugin_repo, "materialize-incremental", later.strftime("%Y-%m-%dT%H:%M:%S"), "--views", "customer_profile")
     store.refresh_registry()
     intervals = store.registry.get_feature_view("customer_profile", store.project).materialization_intervals
     assert [e for _, e in intervals] == [middle, end, later]
@@ -188,11 +191,14 @@ def test_saved_dataset_and_offline_writes_are_delta_commits(spark, env):
     job = store.get_historical_features(entity_df=entity_df, features=["driver_hourly_stats:conv_rate"])
     assert job.to_spark_df().isStreaming is False  # a lazy Spark DataFrame, nothing collected yet
     storage = SavedDatasetSparkStorage(path=str(root / "saved" / "train"), table_format=DeltaFormat())
-    saved = store.create_saved_dataset(from_=job, name="train", storage=storage)
+    job.persist(storage)  # Feast 0.67's create_saved_dataset cannot take a path storage (SparkSource needs a name)
     assert spark.read.format("delta").load(storage.spark_options.path).count() == 3
-    assert len(saved.to_df()) == 3  # read back by pull_all_from_table_or_query on the Delta table
     with pytest.raises(FileExistsError, match="allow_overwrite=True"):
         job.persist(storage)
+    job.persist(storage, allow_overwrite=True)  # a second Delta version
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{storage.spark_options.path}`").count() == 2
+    saved = store.create_saved_dataset(from_=job, name="train_table", storage=SavedDatasetSparkStorage(table="train_ds"))
+    assert len(saved.to_df()) == 3  # read back by pull_all_from_table_or_query on the Delta table
 
     path = f"{root}/data/driver_hourly_stats"
     before = spark.read.format("delta").load(path).count()
@@ -222,7 +228,8 @@ def test_pull_latest_matches_feasts_spark_store(spark, env):
 
 
 def test_unsupported_views_fail_before_spark_work(spark, env):
-    from feast import FeatureView, Field, FileSource, RequestSource, on_demand_feature_view
+    from feast import FeatureView, Field, FileSource, RequestSource
+    from feast.on_demand_feature_view import on_demand_feature_view
     from feast.types import Float64
 
     _, plugin_repo, _ = env

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureView, OnDemandFeatureView
 from feast.data_source import DataSource
-from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SavedDatasetSparkStorage
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SavedDatasetSparkStorage, SparkSource
 from feast.infra.offline_stores.offline_store import OfflineStore, RetrievalJob, RetrievalMetadata
 from feast.repo_config import FeastConfigBaseModel, RepoConfig
 from feast.saved_dataset import SavedDatasetStorage
@@ -29,7 +29,7 @@ from featurestore_spark.feast_plugin._common import repo_spec, spark_session
 from featurestore_spark.offline import retrieval
 from featurestore_spark.offline.entity_input import read_delta
 from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
-from featurestore_spark.repo import source_spec
+from featurestore_spark.repo import delta_source
 from featurestore_spark.specs import SPARK_TYPES, FeatureViewSpec, FieldSpec, SourceSpec
 
 #: Feast value type of a Spark column type, for reads that get only column names from Feast.
@@ -144,14 +144,14 @@ class DeltaOfflineStore(OfflineStore):
 
         Whether the table exists is checked at its first read, with a ``SourceError`` naming it.
         """
-        source_spec(data_source, owner=f"data source '{data_source.name}'")
+        delta_source(data_source, owner=f"data source '{data_source.name}'")
 
     def get_table_column_names_and_types_from_data_source(
         self, config: RepoConfig, data_source: DataSource
     ) -> list[tuple[str, str]]:
         """The Delta table's columns and Spark types (Feast's schema inference calls this)."""
-        src = source_spec(data_source, owner=f"data source '{data_source.name}'")
-        df = read_delta(spark_session(config), src.path or src.table or "", what=f"data source '{src.name}'")
+        src = delta_source(data_source, owner=f"data source '{data_source.name}'")
+        df = read_delta(spark_session(config), src.path or src.table, what=f"data source '{src.name}'")
         return [(f.name, f.dataType.simpleString()) for f in df.schema.fields]
 
     @staticmethod
@@ -219,12 +219,13 @@ class DeltaOfflineStore(OfflineStore):
         Column names are the source's; features come out renamed by the source's field_mapping.
         An empty ``feature_name_columns`` means every column.
         """
-        src = source_spec(data_source, owner=f"data source '{data_source.name}'")
-        df = read_delta(spark_session(config), src.path or src.table or "", what=f"data source '{src.name}'")
+        src = delta_source(data_source, owner=f"data source '{data_source.name}'")
+        location = src.path or src.table
+        df = read_delta(spark_session(config), location, what=f"data source '{src.name}'")
         columns = [*join_key_columns, *feature_name_columns, timestamp_field]
         if created_timestamp_column:
             columns.append(created_timestamp_column)
-        _require(df, columns, src)
+        _require(df, columns, location)
         df = _in_range(df, timestamp_field, start_date, end_date)
         if not feature_name_columns:
             return DeltaRetrievalJob(df)
@@ -244,9 +245,9 @@ class DeltaOfflineStore(OfflineStore):
     ) -> DeltaRetrievalJob:
         """Per join key, the row with start_date <= ts <= end_date that wins as in the join and materialization:
         latest event time, then latest created time (null lowest), then the engine's fixed tie rule."""
-        src = source_spec(data_source, owner=f"data source '{data_source.name}'")
+        src = delta_source(data_source, owner=f"data source '{data_source.name}'")
         spark = spark_session(config)
-        raw = read_delta(spark, src.path or src.table or "", what=f"data source '{src.name}'")
+        raw = read_delta(spark, src.path or src.table, what=f"data source '{src.name}'")
         view = _adhoc_view(raw, src, join_key_columns, feature_name_columns, timestamp_field, created_timestamp_column)
         features = tuple(f.name for f in view.features)
         rows = read_view(spark, view, features).where(F.col(TS).between(F.lit(_utc(start_date)), F.lit(_utc(end_date))))
@@ -273,9 +274,9 @@ class DeltaOfflineStore(OfflineStore):
         Raises:
             MissingColumnError: ``table`` lacks a column of the Delta table, or has one the Delta table lacks.
         """
-        src = source_spec(feature_view.batch_source, owner=f"feature view '{feature_view.name}'")
+        src = delta_source(feature_view.batch_source, owner=f"feature view '{feature_view.name}'")
         spark = spark_session(config)
-        location = src.path or src.table or ""
+        location = src.path or src.table
         target = read_delta(spark, location, what=f"source of feature view '{feature_view.name}'")
         where = f"the table written to feature view '{feature_view.name}'"
         for column in target.columns:
@@ -284,7 +285,7 @@ class DeltaOfflineStore(OfflineStore):
                                          available=table.column_names, fix="Write every column of the source")
         extra = [c for c in table.column_names if c not in target.columns]
         if extra:
-            raise MissingColumnError(column=extra[0], where=f"Delta table {src.location}", needed_by=f"column of {where}",
+            raise MissingColumnError(column=extra[0], where=f"Delta table {location}", needed_by=f"column of {where}",
                                      available=target.columns, fix="Drop it or add it to the Delta table first")
         batch = spark.createDataFrame(table)
         batch = batch.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in target.schema.fields])
@@ -301,10 +302,10 @@ def _from_micros(us: int | None) -> datetime | None:
     return None if us is None else datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
 
 
-def _require(df: DataFrame, columns: list[str], src: SourceSpec) -> None:
+def _require(df: DataFrame, columns: list[str], location: str) -> None:
     for column in columns:
         if column not in df.columns:
-            raise MissingColumnError(column=column, where=f"Delta table {src.location}", needed_by="column",
+            raise MissingColumnError(column=column, where=f"Delta table {location}", needed_by="column",
                                      available=df.columns, fix="Fix the feature view's schema or its source")
 
 
@@ -317,21 +318,22 @@ def _in_range(df: DataFrame, ts: str, start: datetime | None, end: datetime | No
 
 
 def _adhoc_view(
-    raw: DataFrame, src: SourceSpec, keys: list[str], features: list[str], ts: str, created: str | None,
+    raw: DataFrame, src: SparkSource, keys: list[str], features: list[str], ts: str, created: str | None,
 ) -> FeatureViewSpec:
     """A view spec over source columns named by Feast (types read from the Delta schema)."""
-    _require(raw, [*keys, *features, ts, *([created] if created else [])], src)
+    location = src.path or src.table
+    _require(raw, [*keys, *features, ts, *([created] if created else [])], location)
 
     def field(name: str) -> FieldSpec:
         spark_type = raw.schema[name].dataType.simpleString()
         if spark_type not in _FEAST_TYPE_OF:
             raise NotSupportedError(
-                f"column '{name}' of Delta table {src.location} has type {spark_type}, which the engine does not "
+                f"column '{name}' of Delta table {location} has type {spark_type}, which the engine does not "
                 f"read (supported: {', '.join(_FEAST_TYPE_OF)})"
             )
         return FieldSpec(name=name, dtype=_FEAST_TYPE_OF[spark_type])
 
-    source = SourceSpec(name=src.name, path=src.path, table=src.table, timestamp_field=ts,
-                        created_timestamp_column=created)
+    source = SourceSpec(name=src.name, path=src.path or None, table=None if src.path else src.table,
+                        timestamp_field=ts, created_timestamp_column=created)
     return FeatureViewSpec(name=src.name, join_keys=tuple(field(k) for k in keys),
                            features=tuple(field(f) for f in features), source=source)
