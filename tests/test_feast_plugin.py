@@ -145,6 +145,7 @@ def test_seed_workflow_runs_verbatim_and_answers_as_feast_and_the_engine(spark, 
     engine = FeatureStore(repo_path=plugin_repo, spark=spark).get_historical_features(entity_df, FEATURES).toPandas()
     columns = list(entity_df.columns) + [f.split(":")[1] for f in FEATURES]
     assert list(ours.columns) == columns and len(ours) == len(entity_df)
+    assert str(ours["event_timestamp"].dt.tz) == "UTC" and theirs["event_timestamp"].dt.tz is None  # Feast: naive
     assert canonical(ours, columns) == canonical(theirs, columns) == canonical(engine, columns)
     assert ours["conv_rate"].notna().sum() > 0.3 * len(ours)
 
