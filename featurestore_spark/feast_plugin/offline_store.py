@@ -1,7 +1,7 @@
 """A Feast offline store whose point-in-time join and reads are this engine's, over Delta tables.
 
 ``offline_store: type: featurestore_spark.feast_plugin.DeltaOfflineStore`` in feature_store.yaml.
-Every method returns a ``DeltaRetrievalJob`` around a lazy Spark DataFrame: nothing reaches the
+The read methods return a ``DeltaRetrievalJob`` around a lazy Spark DataFrame: nothing reaches the
 driver unless the caller asks for pandas or Arrow.
 """
 
@@ -92,6 +92,10 @@ class DeltaRetrievalJob(RetrievalJob):
         Args:
             storage: ``SavedDatasetSparkStorage(path=..., table_format=DeltaFormat())`` or ``(table=...)``.
             allow_overwrite: replace an existing table (as a new Delta version); else an existing one is an error.
+
+        Raises:
+            FileExistsError: the table exists and ``allow_overwrite`` is False.
+            ConfigError: the storage is not a Delta path or a catalog table.
         """
         if not isinstance(storage, SavedDatasetSparkStorage):
             raise ConfigError(
@@ -115,7 +119,8 @@ class DeltaRetrievalJob(RetrievalJob):
                 f"saved dataset location {options.path or options.table} already holds a table; pass "
                 "allow_overwrite=True to replace it (the old version stays readable by Delta time travel)"
             )
-        writer = self._df.write.format("delta").mode("overwrite")
+        # "errorifexists" also covers a table created by someone else after the check above.
+        writer = self._df.write.format("delta").mode("overwrite" if allow_overwrite else "errorifexists")
         if options.path:
             writer.save(options.path)
         else:
