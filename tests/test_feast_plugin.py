@@ -259,3 +259,29 @@ def test_unsupported_views_fail_before_spark_work(spark, env):
         store.materialize(start_date=DEFAULT_START, end_date=DEFAULT_START + timedelta(days=1),
                           feature_views=["parquet_stats"])
     assert set(spark.sparkContext.statusTracker().getJobIdsForGroup(None)) == jobs
+
+
+def test_offline_store_line_alone_works_with_feasts_local_engine(spark, env):
+    """Only `offline_store` changed: Feast's local engine materializes through the plugin's pull_all."""
+    root, _, _ = env
+    offline_only = copy_repo(root, "offline_only_repo", 9, plugin=False)
+    yaml = offline_only / "feature_store.yaml"
+    yaml.write_text(yaml.read_text().replace("  type: spark\n", PLUGIN_LINES["  type: spark\n"]))
+    engine_repo = copy_repo(root, "engine_repo", 10, plugin=False)
+    for db in (9, 10):
+        redis.Redis(port=PORT, db=db).flushdb()
+    store = feast.FeatureStore(repo_path=str(offline_only))
+    store.apply(_import_definitions(offline_only))
+    start, end = DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=10)
+    store.materialize(start_date=start, end_date=end)
+    FeatureStore(repo_path=engine_repo, spark=spark).materialize(start, end)
+    assert redis_dump(9) == redis_dump(10) != {}
+
+    # "as known at" retrieval passes through: rows created after the entity time are not used
+    entity_df = spark.read.format("delta").load(f"{root}/data/entities").toPandas()
+    refs = ["driver_hourly_stats:conv_rate", "customer_profile:segment"]
+    ours = store.get_historical_features(entity_df=entity_df, features=refs, filter_by_created_timestamp=True).to_df()
+    engine = FeatureStore(repo_path=engine_repo, spark=spark).get_historical_features(
+        entity_df, refs, filter_by_created_timestamp=True).toPandas()
+    columns = list(entity_df.columns) + ["conv_rate", "segment"]
+    assert canonical(ours, columns) == canonical(engine, columns)
