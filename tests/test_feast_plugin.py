@@ -245,7 +245,7 @@ def test_unsupported_views_fail_before_spark_work(spark, env):
     parquet = FeatureView(
         name="parquet_stats", entities=[store.get_entity("driver")], ttl=timedelta(days=1),
         schema=[Field(name="driver_id", dtype=feast.types.Int64), Field(name="x", dtype=Float64)],
-        source=FileSource(path="/nonexistent/stats.parquet", timestamp_field="event_timestamp"),
+        source=FileSource(name="parquet_source", path="/nonexistent/stats.parquet", timestamp_field="event_timestamp"),
     )
     store.apply([boosted_rate, parquet])
     entity_df = pd.DataFrame({"driver_id": [1001], "event_timestamp": [pd.Timestamp(DEFAULT_START)],
@@ -258,6 +258,8 @@ def test_unsupported_views_fail_before_spark_work(spark, env):
     with pytest.raises(RepoError, match="feature view 'parquet_stats' has a FileSource"):
         store.materialize(start_date=DEFAULT_START, end_date=DEFAULT_START + timedelta(days=1),
                           feature_views=["parquet_stats"])
+    with pytest.raises(RepoError, match="data source 'parquet_source' has a FileSource"):  # what `feast apply` calls
+        store._get_provider().offline_store.validate_data_source(store.config, parquet.batch_source)
     assert set(spark.sparkContext.statusTracker().getJobIdsForGroup(None)) == jobs
 
 
