@@ -108,3 +108,7 @@ class OutputExistsError(FeatureStoreError, FileExistsError):
 
 class SourceVersionError(FeatureStoreError, ValueError):
     """A pinned Delta version of a source can no longer be read (its log or data files were removed)."""
+
+
+class NotSupportedError(FeatureStoreError, NotImplementedError):
+    """A Feast feature the engine does not implement (e.g. on-demand feature views in the Feast plugin)."""

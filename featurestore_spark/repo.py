@@ -52,20 +52,55 @@ def load_repo(repo_path: str | Path) -> RepoSpec:
         raise RepoError(f"{config_file} has no 'project'; add `project: <name>`")
 
     objects = _import_definitions(root)
-    entities = {e.name: _entity_spec(e) for e in objects if isinstance(e, Entity)}
-    by_key = {e.join_key: e for e in entities.values()}
-    views = {v.name: _view_spec(v, by_key) for v in objects if type(v) is FeatureView}
-    services = {s.name: _service_spec(s) for s in objects if isinstance(s, FeatureService)}
     online = config.get("online_store") or {}
-    return RepoSpec(
+    return repo_from_feast(
         project=project,
+        objects=[o for o in objects if not isinstance(o, FeatureView) or type(o) is FeatureView],
         repo_path=str(root),
-        views=views,
-        entities=entities,
-        services=services,
         online_store=tuple(online.items()) if isinstance(online, dict) else (("type", online),),
         entity_key_serialization_version=int(config.get("entity_key_serialization_version", 3)),
         registry=_registry_location(root, config.get("registry")),
+    )
+
+
+def repo_from_feast(
+    *,
+    project: str,
+    objects: list[object],
+    repo_path: str = "",
+    online_store: tuple[tuple[str, object], ...] = (),
+    entity_key_serialization_version: int = 3,
+    registry: str | None = None,
+) -> RepoSpec:
+    """Convert Feast objects (entities, feature views, feature services) into a repo spec.
+
+    Used by ``load_repo`` on a repo's definition files and by the Feast plugin on the objects
+    Feast's registry hands it.
+
+    Args:
+        project: the Feast project name.
+        objects: Feast ``Entity``, ``FeatureView`` and ``FeatureService`` objects; others are ignored.
+        repo_path: the repo folder, if there is one.
+        online_store: the ``online_store`` settings as (name, value) pairs.
+        entity_key_serialization_version: Feast's entity key format version.
+        registry: location of the Feast registry file, if any.
+
+    Raises:
+        RepoError: a view uses something the engine does not support (e.g. a non-Delta source).
+    """
+    entities = {e.name: _entity_spec(e) for e in objects if isinstance(e, Entity)}
+    by_key = {e.join_key: e for e in entities.values()}
+    views = {v.name: _view_spec(v, by_key) for v in objects if isinstance(v, FeatureView)}
+    services = {s.name: _service_spec(s) for s in objects if isinstance(s, FeatureService)}
+    return RepoSpec(
+        project=project,
+        repo_path=repo_path,
+        views=views,
+        entities=entities,
+        services=services,
+        online_store=online_store,
+        entity_key_serialization_version=entity_key_serialization_version,
+        registry=registry,
     )
 
 
@@ -116,20 +151,17 @@ def _entity_spec(entity: Entity) -> EntitySpec:
     )
 
 
-def _source_spec(view: FeatureView) -> SourceSpec:
-    source = view.batch_source
-    if not isinstance(source, SparkSource):
-        raise RepoError(
-            f"feature view '{view.name}' has a {type(source).__name__}; the engine reads Delta tables: use "
-            "SparkSource(path=..., table_format=DeltaFormat()) or SparkSource(table=...)"
-        )
-    if source.path and not isinstance(source.table_format, DeltaFormat):
-        raise RepoError(
-            f"source '{source.name}' of feature view '{view.name}' is a path without table_format=DeltaFormat(); "
-            "the engine reads Delta tables only: add table_format=DeltaFormat() (from feast.table_format)"
-        )
-    if source.query:
-        raise RepoError(f"source '{source.name}' is a query; the engine reads Delta tables by path or table name")
+def source_spec(source: object, *, owner: str) -> SourceSpec:
+    """The spec of a Feast data source, if it is a Delta table (by path or catalog name).
+
+    Args:
+        source: a Feast data source.
+        owner: who uses it, for error messages (e.g. "feature view 'driver_stats'").
+
+    Raises:
+        RepoError: the source is not a ``SparkSource`` over a Delta table.
+    """
+    source = delta_source(source, owner=owner)
     return SourceSpec(
         name=source.name,
         path=source.path or None,
@@ -138,6 +170,23 @@ def _source_spec(view: FeatureView) -> SourceSpec:
         created_timestamp_column=source.created_timestamp_column or None,
         field_mapping=tuple(sorted(source.field_mapping.items())),
     )
+
+
+def delta_source(source: object, *, owner: str) -> SparkSource:
+    """``source`` itself, checked to be a ``SparkSource`` over a Delta table (see ``source_spec``)."""
+    if not isinstance(source, SparkSource):
+        raise RepoError(
+            f"{owner} has a {type(source).__name__}; the engine reads Delta tables: use "
+            "SparkSource(path=..., table_format=DeltaFormat()) or SparkSource(table=...)"
+        )
+    if source.path and not isinstance(source.table_format, DeltaFormat):
+        raise RepoError(
+            f"source '{source.name}' of {owner} is a path without table_format=DeltaFormat(); "
+            "the engine reads Delta tables only: add table_format=DeltaFormat() (from feast.table_format)"
+        )
+    if source.query:
+        raise RepoError(f"source '{source.name}' is a query; the engine reads Delta tables by path or table name")
+    return source
 
 
 def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> FeatureViewSpec:
@@ -154,7 +203,7 @@ def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> Fea
             name=view.name,
             join_keys=tuple(keys),
             features=features,
-            source=_source_spec(view),
+            source=source_spec(view.batch_source, owner=f"feature view '{view.name}'"),
             ttl=view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None,
             description=view.description,
             owner=view.owner,

@@ -52,11 +52,12 @@ def get_historical_features(
     filter_by_created_timestamp: bool = False,
 ) -> DataFrame:
     """See ``FeatureStore.get_historical_features``."""
-    return join(prepare(spark, repo, entity_df, features, full_feature_names), filter_by_created_timestamp)
+    return join(prepare(spark, repo, entity_df, features, full_feature_names),
+                filter_by_created_timestamp=filter_by_created_timestamp)
 
 
-def join(p: Prepared, filter_by_created_timestamp: bool = False) -> DataFrame:
-    """The point-in-time join of a prepared request (lazy)."""
+def join(p: Prepared, *, filter_by_created_timestamp: bool = False) -> DataFrame:
+    """The lazy point-in-time join of a prepared request."""
     log.info("%s", p.plan.explain())
     if p.plan.entity_rows == 0:
         nulls = [

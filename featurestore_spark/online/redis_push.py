@@ -208,11 +208,37 @@ def _calls(keys: list[bytes], rows: list[list[bytes]], head: list[bytes], cluste
     return calls
 
 
+def _head(spec: PushSpec) -> list[bytes]:
+    """The script arguments shared by every call of a view: ts field, ttl, feature count, feature fields."""
+    head = [L.ts_field(spec.view), str(spec.settings.key_ttl_seconds).encode(), str(len(spec.features)).encode()]
+    return head + [L.field_hash(spec.view, f) for f, _ in spec.features]
+
+
+def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]]) -> tuple[int, int, str | None]:
+    """Write rows already in Feast's bytes, newer-wins, over one connection: (written, failed, first error).
+
+    ``columns`` holds the event-time Timestamp bytes, then one value column per feature of ``spec``.
+    Used by the Feast plugin's online store for ``write_to_online_store``.
+    """
+    writer = _Writer(spec)
+    calls: list[_Call] = []
+    queued = 0
+    for call in _calls(keys, columns, _head(spec), writer.cluster):
+        calls.append(call)
+        queued += len(call.keys)
+        if queued >= KEYS_PER_PIPELINE:
+            writer.flush(calls)
+            calls, queued = [], 0
+    if calls:
+        writer.flush(calls)
+    writer.client.close()
+    return writer.written, writer.failed, writer.error
+
+
 def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: write every row (keys, ``__ts_us``, features); yield one ``COUNTS_SCHEMA`` row."""
     writer = _Writer(spec)
-    head = [L.ts_field(spec.view), str(spec.settings.key_ttl_seconds).encode(), str(len(spec.features)).encode()]
-    head += [L.field_hash(spec.view, f) for f, _ in spec.features]
+    head = _head(spec)
     total = 0
     calls: list[_Call] = []
     queued = 0

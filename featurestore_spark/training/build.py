@@ -116,7 +116,7 @@ def _build(
     pinned_repo = replace(repo, views={v.name: v for v in views})
     entity_df = _read_entities(spark, req.entities, req)
     prepared = retrieval.prepare(spark, pinned_repo, entity_df, refs, req.options.full_feature_names)
-    df = retrieval.join(prepared, req.options.filter_by_created_timestamp)
+    df = retrieval.join(prepared, filter_by_created_timestamp=req.options.filter_by_created_timestamp)
     columns = {f"{r.view.name}:{f}": n for r in prepared.requests for f, n in zip(r.features, r.output_names)}
     outputs = list(columns.values())
     core = manifest_mod.core(
