@@ -9,8 +9,12 @@ from featurestore_spark.errors import (
     MissingColumnError,
     NotSupportedError,
     NullEventTimestampError,
+    OnlineStoreError,
+    OutputExistsError,
     RepoError,
+    RequestError,
     SourceError,
+    SourceVersionError,
     TimestampTypeError,
     UnknownFeatureError,
     UnknownFeatureViewError,
@@ -18,9 +22,11 @@ from featurestore_spark.errors import (
 from featurestore_spark.session import build_session
 from featurestore_spark.specs import EntitySpec, FeatureRef, FeatureServiceSpec, FeatureViewSpec, FieldSpec, SourceSpec
 from featurestore_spark.store import FeatureStore
+from featurestore_spark.training.request import TrainingSetRequest
 
 __all__ = [
     "FeatureStore",
+    "TrainingSetRequest",
     "build_session",
     "EntitySpec",
     "FeatureRef",
@@ -36,8 +42,12 @@ __all__ = [
     "MissingColumnError",
     "NotSupportedError",
     "NullEventTimestampError",
+    "OnlineStoreError",
+    "OutputExistsError",
     "RepoError",
+    "RequestError",
     "SourceError",
+    "SourceVersionError",
     "TimestampTypeError",
     "UnknownFeatureError",
     "UnknownFeatureViewError",

@@ -64,22 +64,38 @@ def read_delta(spark: SparkSession, location: str, *, what: str, version: int | 
         raise SourceError(f"{what}: cannot read Delta table '{location}': {first}") from exc
 
 
-def latest_version(spark: SparkSession, location: str) -> int:
-    """The table's current version (one read of the Delta log, no scan of the data)."""
+def delta_table(spark: SparkSession, location: str):  # noqa: ANN201 (delta.tables.DeltaTable)
+    """The ``DeltaTable`` at a path or of a catalog name."""
     from delta.tables import DeltaTable
 
-    table = DeltaTable.forPath(spark, location) if is_path(location) else DeltaTable.forName(spark, location)
-    return int(table.history(1).select("version").first()["version"])
+    return DeltaTable.forPath(spark, location) if is_path(location) else DeltaTable.forName(spark, location)
 
 
-def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
-    """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM. Driver-side only."""
-    gone = []
-    for name in df.inputFiles():
-        fs, path = _fs(spark, name)
-        if not fs.exists(path):
-            gone.append(name)
-    return gone
+def latest_version(spark: SparkSession, location: str, *, what: str) -> int:
+    """The table's current version (one read of the Delta log, no scan of the data).
+
+    Raises:
+        SourceError: no Delta table there (the message names ``what``).
+    """
+    if not exists(spark, location):
+        raise SourceError(f"{what}: no Delta table at '{location}'; write it with df.write.format('delta') "
+                          "or point the source at the right path")
+    return int(delta_table(spark, location).history(1).select("version").first()["version"])
+
+
+def missing_files(spark: SparkSession, df: DataFrame, root: str) -> list[str]:
+    """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM.
+
+    One recursive listing of ``root`` on the driver (not one request per file, which object stores
+    would make slow), compared with the snapshot's file list.
+    """
+    fs, path = _fs(spark, root)
+    present = set()
+    files = fs.listFiles(path, True)
+    while files.hasNext():
+        present.add(files.next().getPath().toUri().getPath())
+    jvm = spark.sparkContext._jvm
+    return [f for f in df.inputFiles() if jvm.org.apache.hadoop.fs.Path(f).toUri().getPath() not in present]  # type: ignore[union-attr]
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
@@ -100,6 +116,14 @@ def read_text(spark: SparkSession, path: str) -> str:
         return str(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))  # type: ignore[union-attr]
     finally:
         stream.close()
+
+
+def list_folder(spark: SparkSession, folder: str) -> list[str]:
+    """The files directly in ``folder``, sorted; empty when it does not exist."""
+    fs, path = _fs(spark, folder)
+    if not fs.exists(path):
+        return []
+    return sorted(str(status.getPath()) for status in fs.listStatus(path) if status.isFile())
 
 
 def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)

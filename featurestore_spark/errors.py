@@ -112,3 +112,7 @@ class SourceVersionError(FeatureStoreError, ValueError):
 
 class NotSupportedError(FeatureStoreError, NotImplementedError):
     """A Feast feature the engine does not implement (e.g. on-demand feature views in the Feast plugin)."""
+
+
+class OnlineStoreError(FeatureStoreError, ConnectionError):
+    """The online store cannot be reached, refused the credentials, or did not take every write."""

@@ -77,7 +77,9 @@ def build_session(
     """
     prof = load_profile(profile, conf_dir)
     builder = SparkSession.builder.appName(app_name)
-    if prof.master:
+    # Under spark-submit (PYSPARK_GATEWAY_PORT is set) its --master rules, whatever the profile says.
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ
+    if prof.master and not submitted:
         builder = builder.master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
     conf = {**prof.spark_conf, **_jar_conf(prof), **_ALWAYS, **(extra_conf or {})}
     if prof.master and prof.master.startswith("local"):

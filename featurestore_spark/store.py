@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from featurestore_spark.errors import UnknownFeatureViewError
+from featurestore_spark.errors import ConfigError, UnknownFeatureViewError
 from featurestore_spark.offline import retrieval
 from featurestore_spark.online.watermarks import default_state_path
 from featurestore_spark.repo import load_repo
@@ -43,11 +43,23 @@ class FeatureStore:
     ):
         self.repo: RepoSpec = load_repo(repo_path)
         self.spark = spark if spark is not None else build_session(profile)
-        self.catalog = catalog or os.environ.get("FSSPARK_CATALOG") or str(
-            Path(self.repo.repo_path) / "data" / "training_set_catalog"
-        )
+        self._catalog = catalog or os.environ.get("FSSPARK_CATALOG")
         #: Delta table of materialization watermarks (see ``online.watermarks``).
         self.state_path = state_path or os.environ.get("FSSPARK_STATE_PATH") or default_state_path(self.repo)
+
+    @property
+    def catalog(self) -> str:
+        """The training-set catalog's location. The default, under the repo folder, is on the driver's
+        disk: on a cluster, set it (``catalog=`` or ``$FSSPARK_CATALOG``) to shared storage."""
+        if self._catalog:
+            return self._catalog
+        if not self.spark.sparkContext.master.startswith("local"):
+            raise ConfigError(
+                "no training-set catalog set: on a cluster the default (<repo>/data/training_set_catalog, on the "
+                "driver's disk) cannot hold a Delta table; pass FeatureStore(catalog=...), --catalog or set "
+                "$FSSPARK_CATALOG to a shared path or a table name"
+            )
+        return str(Path(self.repo.repo_path) / "data" / "training_set_catalog")
 
     @property
     def project(self) -> str:

@@ -3,36 +3,36 @@
     spark-submit jobs/generate_training_set.py --request requests/ride_ranking.yaml [--profile cluster]
     spark-submit jobs/generate_training_set.py --reproduce /data/training_sets/ride_ranking --out /data/rebuilt
 
-Progress goes to stderr; the last line on stdout is the summary (rows, seconds, output, Delta version).
+The same code path as ``fsspark training-set``: progress lines, then the summary (rows, seconds,
+output, Delta version) as the last line. Exit 2 on a bad request, with the reason.
 """
 
 import argparse
+import sys
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--request", help="YAML or JSON training-set request")
     parser.add_argument("--reproduce", help="training-set table or manifest .json to rebuild")
     parser.add_argument("--out", help="with --reproduce: where the rebuilt training set goes")
-    parser.add_argument("--version", type=int, help="with --reproduce on a table: the build that wrote this version")
+    parser.add_argument("--version", help="with --reproduce on a table: the build that wrote this version")
     parser.add_argument("--repo", default="feature_repo", help="the Feast repo")
     parser.add_argument("--catalog", help="catalog Delta table (default: $FSSPARK_CATALOG or <repo>/data/...)")
-    parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--profile", default="local", help="Spark profile in conf/ (spark-submit's --master rules)")
     args = parser.parse_args()
-    if (args.request is None) == (args.reproduce is None) or (args.reproduce and not args.out):
-        parser.error("give --request FILE, or --reproduce SOURCE --out PATH")
 
-    from featurestore_spark import FeatureStore
-    from featurestore_spark.progress import SparkProgress
+    from featurestore_spark import cli
 
-    store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog)
-    with SparkProgress(store.spark) as progress:
-        if args.reproduce:
-            result = store.reproduce_training_set(args.reproduce, args.out, args.version, progress.step)
-        else:
-            result = store.create_training_set(args.request, progress.step)
-    print(result.summary())
+    argv = ["--repo", args.repo, "--profile", args.profile] + (["--catalog", args.catalog] if args.catalog else [])
+    argv.append("training-set")
+    if args.request:
+        argv.append(args.request)
+    for flag in ("reproduce", "out", "version"):
+        if getattr(args, flag):
+            argv += [f"--{flag}", getattr(args, flag)]
+    return cli.main(argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

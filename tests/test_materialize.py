@@ -150,3 +150,31 @@ def test_push_survives_a_redis_restart_midway(tmp_path):
         assert client.dbsize() == size  # the restarted server (no persistence) holds the second batch
     finally:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
+
+
+def test_a_view_wider_than_one_lua_call_is_written_whole():
+    """150 features: more than Redis's Lua compiler takes in one HSET call."""
+    import numpy as np
+    import pyarrow as pa
+    from feast.infra.online_stores.redis import _mmh3, _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from featurestore_spark.online.redis_push import PushSpec, push_batches
+    from featurestore_spark.online.settings import RedisSettings
+
+    names = [f"f{i}" for i in range(150)]
+    ids = np.arange(1, 11)
+    batch = pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
+                                        **{n: pa.array(ids * 1.5 + i) for i, n in enumerate(names)}})
+    settings = RedisSettings(nodes=(("127.0.0.1", PORT),), db=DB + 3)
+    client = redis.Redis(port=PORT, db=DB + 3)
+    client.flushdb()
+    spec = PushSpec(project="p", view="wide", keys=(("driver_id", "INT64"),),
+                    features=tuple((n, "DOUBLE") for n in names), settings=settings)
+    counts = list(push_batches(iter([batch]), spec))[0].to_pydict()
+    assert counts["written"] == [10] and counts["failed"] == [0]
+    key = _redis_key("p", EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=7)]), 3)
+    stored = client.hgetall(key)
+    assert len(stored) == 151
+    assert stored[_mmh3("wide:f149")] == Value(double_val=7 * 1.5 + 149).SerializeToString()

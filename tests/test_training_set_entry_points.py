@@ -35,7 +35,7 @@ def same_rows(a, b) -> bool:
     return a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
 
 
-def test_job_under_spark_submit_then_cli_reproduce_and_catalog(spark, data):
+def test_job_under_spark_submit_then_cli_reproduce_and_catalog(spark, data, monkeypatch):
     jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar")))
     env = env_for(data)
     job = subprocess.run(
@@ -53,12 +53,9 @@ def test_job_under_spark_submit_then_cli_reproduce_and_catalog(spark, data):
         assert step in job.stdout
 
     # The reference: the engine's own API in this process, over the same data.
-    os.environ["FSSPARK_DATA_DIR"] = str(data)
-    try:
-        store = FeatureStore(repo_path=ROOT / "feature_repo", spark=spark, catalog=str(data / "catalog"))
-        expected = store.get_historical_features(str(data / "entities"), "ride_ranking")
-    finally:
-        del os.environ["FSSPARK_DATA_DIR"]
+    monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
+    store = FeatureStore(repo_path=ROOT / "feature_repo", spark=spark, catalog=str(data / "catalog"))
+    expected = store.get_historical_features(str(data / "entities"), "ride_ranking")
     written = spark.read.format("delta").load(out)
     assert written.columns == expected.columns and same_rows(written, expected)
 
@@ -96,18 +93,14 @@ def test_cli_rejects_a_bad_request_with_its_location(tmp_path):
     assert "output.mode: Input should be 'error', 'overwrite' or 'append' (got 'replace')" in run.stderr
 
 
-def test_notebook_runs_and_builds_the_training_set(spark, tmp_path):
+def test_notebook_runs_and_builds_the_training_set(spark, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "notebooks" / "training_set.ipynb", as_version=4)
-    old = os.environ.get("FSSPARK_DATA_DIR")
-    os.environ["FSSPARK_DATA_DIR"] = str(tmp_path)
-    try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
-    finally:
-        os.environ.pop("FSSPARK_DATA_DIR", None) if old is None else os.environ.update(FSSPARK_DATA_DIR=old)
+    monkeypatch.setenv("FSSPARK_DATA_DIR", str(tmp_path))
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "training set ride_ranking_notebook: 2,000 rows in " in text
     assert "identical rows: True" in text

@@ -25,7 +25,7 @@ from pydantic import StrictStr
 
 from featurestore_spark.feast_plugin._common import redis_target
 from featurestore_spark.online.redis_push import PushSpec, write_encoded
-from featurestore_spark.online.settings import OnlineStoreError
+from featurestore_spark.errors import OnlineStoreError
 
 
 class NewerWinsRedisOnlineStoreConfig(RedisOnlineStoreConfig):

@@ -70,7 +70,7 @@ for i, key in ipairs(KEYS) do
     newer = sec > cs or (sec == cs and ns > cn)
   end
   if newer then
-    redis.call('HSET', key, field, stamp, PAIRS)
+    HSETS
     written = written + 1
   end
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
@@ -79,9 +79,17 @@ return written
 """
 
 
+#: Field-value pairs per HSET in the script: Redis's Lua compiler refuses a call of about 230
+#: arguments ("function or expression too complex"), so wide views get several HSETs per key.
+PAIRS_PER_HSET = 50
+
+
 def newer_wins(m: int) -> str:
     """The newer-wins script for a view of ``m`` features."""
-    return _NEWER_WINS.replace("PAIRS", ", ".join(f"ARGV[{3 + j}], ARGV[o + {1 + j}]" for j in range(1, m + 1)))
+    pairs = [f"ARGV[{3 + j}], ARGV[o + {1 + j}]" for j in range(1, m + 1)]
+    chunks = ["field, stamp"] + [", ".join(pairs[i : i + PAIRS_PER_HSET]) for i in range(0, m, PAIRS_PER_HSET)]
+    chunks[:2] = [", ".join(chunks[:2])]
+    return _NEWER_WINS.replace("HSETS", "\n    ".join(f"redis.call('HSET', key, {c})" for c in chunks))
 
 
 #: The schema of what ``push_batches`` yields: one row per partition.

@@ -16,15 +16,11 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 
-from featurestore_spark.errors import ConfigError, FeatureStoreError
+from featurestore_spark.errors import ConfigError, OnlineStoreError
 
 _KNOWN = {"type", "connection_string", "redis_type", "key_ttl_seconds", "skip_dedup", "full_scan_for_deletion"}
 _OPTIONS = ("password", "username", "ssl", "db", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
             "skip_full_coverage_check")
-
-
-class OnlineStoreError(FeatureStoreError, ConnectionError):
-    """The online store cannot be reached or refused the credentials."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -37,10 +37,15 @@ class Watermark:
     source_version: int
 
 
+_FILESYSTEMS = ("file", "s3", "s3a", "gs", "abfs", "abfss", "hdfs", "dbfs", "wasbs")
+
+
 def default_state_path(repo: RepoSpec) -> str:
     """``<registry folder>/fsspark_watermarks``, else ``<repo>/data/fsspark_watermarks``."""
-    if repo.registry:
-        parent = repo.registry.rsplit("/", 1)[0] if "://" in repo.registry else str(Path(repo.registry).parent)
+    registry = repo.registry or ""
+    filesystem = "://" not in registry or registry.split("://")[0] in _FILESYSTEMS
+    if registry and filesystem:  # a SQL registry's URI (with its password) is no place for a table
+        parent = registry.rsplit("/", 1)[0] if "://" in registry else str(Path(registry).parent)
         return f"{parent}/fsspark_watermarks"
     return str(Path(repo.repo_path) / "data" / "fsspark_watermarks")
 

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore_spark import delta_io
-from featurestore_spark.errors import OutputExistsError, RequestError, SourceVersionError
+from featurestore_spark.errors import FeatureStoreError, OutputExistsError, RequestError, SourceVersionError
 from featurestore_spark.offline import refs as refs_mod
 from featurestore_spark.offline import retrieval
 from featurestore_spark.offline.entity_input import check_entity_df, find_timestamp_column
@@ -67,7 +67,8 @@ def create_training_set(
     views = [_pin_view(spark, repo.views[n]) for n in dict.fromkeys(r.view for r in parsed)]
     entities = req.entities
     if entities.kind in ("delta", "table") and entities.version is None:
-        entities = entities.model_copy(update={"version": delta_io.latest_version(spark, entities.location)})
+        version = delta_io.latest_version(spark, entities.location, what="entity source")
+        entities = entities.model_copy(update={"version": version})
     pinned = req.model_copy(update={"entities": entities})
     return _build(spark, repo, pinned, refs, views, catalog=catalog, say=say, started=started, reproduces=None)
 
@@ -131,23 +132,31 @@ def _build(
         *[F.sum(F.col(f"`{n}`").isNull().cast("long")).alias(f"null_{i}") for i, n in enumerate(outputs)],
     )
     _write(spark, observed, req.output, json.dumps(core), views)
-    metrics = observation.get
-    table_path = delta_io.table_path(spark, req.output.location)
-    version = _committed_version(spark, req.output.location, core["build_id"])
-    say(4)
-    seconds = round(time.perf_counter() - started, 2)
-    full = {
-        **core,
-        "output": {"location": req.output.location, "path": table_path, "version": version},
-        "rows_in": prepared.plan.entity_rows,
-        "rows_out": int(metrics["rows"]),
-        "columns": columns,
-        "null_counts": {n: int(metrics[f"null_{i}"] or 0) for i, n in enumerate(outputs)},
-        "seconds": seconds,
-    }
-    path = manifest_mod.manifest_path(table_path, version)
-    delta_io.write_text(spark, path, json.dumps(full, indent=2))
-    catalog_mod.record(spark, catalog, full)
+    try:
+        metrics = observation.get
+        table_path = delta_io.table_path(spark, req.output.location)
+        version = _committed_version(spark, req.output.location, core["build_id"])
+        say(4)
+        seconds = round(time.perf_counter() - started, 2)
+        full = {
+            **core,
+            "output": {"location": req.output.location, "path": table_path, "version": version},
+            "rows_in": prepared.plan.entity_rows,
+            "rows_out": int(metrics["rows"]),
+            "columns": columns,
+            "null_counts": {n: int(metrics[f"null_{i}"] or 0) for i, n in enumerate(outputs)},
+            "seconds": seconds,
+        }
+        path = manifest_mod.manifest_path(table_path, version)
+        delta_io.write_text(spark, path, json.dumps(full, indent=2))
+        catalog_mod.record(spark, catalog, full)
+    except Exception as exc:
+        # The rows are committed (and their commit holds the manifest's core); only the records failed.
+        raise FeatureStoreError(
+            f"training set '{req.name}' was written to {req.output.location} (build {core['build_id']}), but "
+            f"recording its manifest failed: {str(exc).splitlines()[0]}. The table's commit metadata still "
+            "describes the build: --reproduce works on it"
+        ) from exc
     result = TrainingSetResult(name=req.name, output=req.output.location, version=version,
                                rows_in=full["rows_in"], rows_out=full["rows_out"], seconds=seconds,
                                manifest_path=path, manifest=full)
@@ -166,7 +175,9 @@ def _stepper(progress: Progress | None) -> Callable[[int], None]:
 
 def _pin_view(spark: SparkSession, view: FeatureViewSpec) -> FeatureViewSpec:
     src = view.source
-    version = delta_io.latest_version(spark, src.path or src.table or "") if src.version is None else src.version
+    if src.version is not None:
+        return view
+    version = delta_io.latest_version(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'")
     return replace(view, source=replace(src, version=version))
 
 
@@ -246,9 +257,7 @@ def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views
 
 
 def _committed_version(spark: SparkSession, location: str, build_id: str) -> int:
-    from delta.tables import DeltaTable
-
-    table = DeltaTable.forPath(spark, location) if delta_io.is_path(location) else DeltaTable.forName(spark, location)
+    table = delta_io.delta_table(spark, location)
     row = table.history(50).where(F.col("userMetadata").contains(build_id)).select("version").first()
     if row is None:  # fifty other commits since ours: look through the whole history
         row = table.history().where(F.col("userMetadata").contains(build_id)).select("version").first()
@@ -259,7 +268,7 @@ def _check_readable(spark: SparkSession, location: str, version: int | None, wha
     if version is None:
         return
     df = delta_io.read_delta(spark, location, what=what, version=version)
-    gone = delta_io.missing_files(spark, df)
+    gone = delta_io.missing_files(spark, df, delta_io.table_path(spark, location))
     if gone:
         raise SourceVersionError(
             f"{what}: version {version} of Delta table '{location}' is no longer readable: {len(gone)} of its "

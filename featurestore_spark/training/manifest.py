@@ -109,17 +109,26 @@ def load(spark: Any, source: str, version: int | None = None) -> dict[str, Any]:
             raise RequestError(f"cannot read manifest {source}: {str(exc).splitlines()[0]}") from None
     if not delta_io.exists(spark, source):
         raise RequestError(f"'{source}' is neither a manifest .json file nor a Delta training-set table")
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    table = DeltaTable.forPath(spark, source) if delta_io.is_path(source) else DeltaTable.forName(spark, source)
-    history = table.history().where(F.col("userMetadata").startswith('{"format"'))
+    history = delta_io.delta_table(spark, source).history().where(F.col("userMetadata").startswith('{"format"'))
     if version is not None:
         history = history.where(F.col("version") == version)
     row = history.orderBy(F.col("version").desc()).select("version", "userMetadata").first()
-    if row is None:
-        at = f" at version {version}" if version is not None else ""
-        raise RequestError(f"Delta table '{source}' has no training-set manifest{at}; was it built by fsspark?")
-    recorded = json.loads(row["userMetadata"])  # the core: what the commit knew before it was made
-    recorded.setdefault("output", {"location": source, "version": int(row["version"])})
-    return recorded
+    if row is not None:
+        recorded = json.loads(row["userMetadata"])  # the core: what the commit knew before it was made
+        recorded.setdefault("output", {"location": source, "version": int(row["version"])})
+        return recorded
+    # The log keeps commits for delta.logRetentionDuration (30 days by default); the files stay.
+    files = _manifest_files(spark, delta_io.table_path(spark, source))
+    if version is not None:
+        files = [f for f in files if f.endswith(f"manifest-v{version:08d}.json")]
+    if files:
+        return json.loads(delta_io.read_text(spark, files[-1]))
+    at = f" at version {version}" if version is not None else ""
+    raise RequestError(f"Delta table '{source}' has no training-set manifest{at}; was it built by fsspark?")
+
+
+def _manifest_files(spark: Any, table_path: str) -> list[str]:
+    """The ``_fsspark/manifest-v*.json`` files beside a table's data, oldest first."""
+    return [f for f in delta_io.list_folder(spark, f"{table_path.rstrip('/')}/{MANIFEST_DIR}") if f.endswith(".json")]

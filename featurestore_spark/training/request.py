@@ -45,6 +45,8 @@ class EntitySource(_Strict):
     sql: str | None = Field(None, description="a SQL query (not versioned: reproduce re-runs it)")
     version: int | None = Field(None, ge=0, description="Delta version to read; set by reproduce, rarely by hand")
 
+    _paths = field_validator("delta", "parquet")(classmethod(lambda cls, v: _absolute(v)))
+
     @model_validator(mode="after")
     def _one_kind(self) -> EntitySource:
         given = [k for k in ("delta", "table", "parquet", "sql") if getattr(self, k)]
@@ -69,6 +71,7 @@ class Output(_Strict):
     path: str | None = Field(None, description="Delta table path")
     table: str | None = Field(None, description="Delta table name in the Spark catalog")
     partition_by: tuple[str, ...] = Field((), description="output columns to partition the table by")
+    _paths = field_validator("path")(classmethod(lambda cls, v: _absolute(v)))
     mode: Literal["error", "overwrite", "append"] = Field(
         "error", description="error: fail if the output exists; overwrite: replace it (earlier versions stay "
         "readable by time travel); append: add the rows as a new version"
@@ -144,20 +147,43 @@ def load_request(request: object) -> TrainingSetRequest:
         where = f"request {path}"
         if not path.is_file():
             raise RequestError(f"{where}: no such file; pass a YAML or JSON training-set request")
-        text = os.path.expandvars(path.read_text())
-        unset = sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text)))
-        if unset:
-            raise RequestError(f"{where}: environment variable(s) {', '.join(unset)} not set (used as ${{NAME}})")
+        text = path.read_text()
         try:
             request = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise RequestError(f"{where}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        request = _expand(request, where)
     if not isinstance(request, dict):
         raise RequestError(f"{where}: must be a mapping with name, entities, features, output, options")
     try:
         return TrainingSetRequest.model_validate(request)
     except ValidationError as exc:
         raise RequestError(f"{where} is invalid:\n" + "\n".join(_describe(e) for e in exc.errors())) from None
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: Any, where: str) -> Any:
+    """``${NAME}`` in the file's string values, from the environment (after parsing: values cannot
+    change the file's structure)."""
+    if isinstance(value, dict):
+        return {k: _expand(v, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, where) for v in value]
+    if not isinstance(value, str):
+        return value
+    unset = [n for n in _VAR.findall(value) if n not in os.environ]
+    if unset:
+        raise RequestError(f"{where}: environment variable(s) {', '.join(unset)} not set (used as ${{NAME}})")
+    return _VAR.sub(lambda m: os.environ[m.group(1)], value)
+
+
+def _absolute(path: str | None) -> str | None:
+    """Local paths made absolute (a relative one would read as a table name, and moves with the cwd)."""
+    if path is None or "://" in path or path.startswith("/"):
+        return path
+    return os.path.abspath(path)
 
 
 def _describe(error: Any) -> str:
