@@ -178,3 +178,18 @@ def test_a_view_wider_than_one_lua_call_is_written_whole():
     stored = client.hgetall(key)
     assert len(stored) == 151
     assert stored[_mmh3("wide:f149")] == Value(double_val=7 * 1.5 + 149).SerializeToString()
+
+
+def test_connection_string_mistakes_never_echo_the_string(monkeypatch):
+    from featurestore_spark.errors import ConfigError
+
+    monkeypatch.setenv("FSSPARK_TEST_PW", "ab,cd")
+    cases = {
+        "127.0.0.1:6379,password=${FSSPARK_TEST_PW}": r"part #3 that is neither host:port nor name=value",
+        "127.0.0.1:6379,db=zz": r"option db must be a number",
+        "127.0.0.1:6379,password=${FSSPARK_TEST_UNSET_PW}": r"uses a \$\{VARIABLE\} that is not set",
+    }
+    for connection, message in cases.items():
+        with pytest.raises(ConfigError, match=message) as info:
+            redis_settings({"type": "redis", "connection_string": connection})
+        assert "ab" not in str(info.value) and "cd" not in str(info.value) and "zz" not in str(info.value)

@@ -124,12 +124,17 @@ def redis_settings(online_store: dict) -> RedisSettings:
     if redis_type not in ("redis", "redis_cluster"):
         raise ConfigError(f"online_store redis_type {redis_type!r} is not supported; use redis or redis_cluster")
     raw = os.path.expandvars(str(online_store.get("connection_string", "127.0.0.1:6379")))
+    if "${" in raw:  # never echo the string: it may hold a password
+        raise ConfigError("online_store.connection_string uses a ${VARIABLE} that is not set; export it")
     parts = [p.strip() for p in raw.split(",") if p.strip()]
     nodes = []
     values: dict = {"cluster": redis_type == "redis_cluster"}
-    for part in parts:
+    for number, part in enumerate(parts, start=1):
         if "=" not in part:
             host, _, port = part.rpartition(":")
+            if not (port or "6379").isdigit():  # e.g. the tail of a password containing a comma
+                raise ConfigError(f"online_store.connection_string has a part #{number} that is neither "
+                                  "host:port nor name=value (a comma inside a password splits it: avoid commas)")
             nodes.append((host or "127.0.0.1", int(port or 6379)))
             continue
         name, _, value = part.partition("=")
@@ -139,6 +144,8 @@ def redis_settings(online_store: dict) -> RedisSettings:
         if name == "ssl":
             values["ssl"] = value.lower() == "true"
         elif name == "db":
+            if not value.isdigit():
+                raise ConfigError("online_store.connection_string option db must be a number")
             values["db"] = int(value)
         elif name != "skip_full_coverage_check":  # accepted for Feast's sake; the push needs every slot
             values[name] = value
