@@ -11,6 +11,25 @@ from featurestore_spark.specs import FeatureViewSpec, FieldSpec, RepoSpec, Sourc
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
+#: Every feature of the example repo (feature_repo/), in view order.
+EXAMPLE_FEATURES = [
+    "driver_hourly_stats:conv_rate",
+    "driver_hourly_stats:acc_rate",
+    "driver_hourly_stats:avg_daily_trips",
+    "driver_hourly_stats:rating_history",
+    "customer_profile:current_balance",
+    "customer_profile:lifetime_trip_count",
+    "customer_profile:is_premium",
+    "customer_profile:segment",
+    "customer_profile:signup_ts",
+    "customer_profile:avatar_hash",
+    "customer_profile:favourite_zones",
+    "driver_customer_stats:trips_together",
+    "driver_customer_stats:avg_pair_rating",
+    "driver_customer_stats:recent_trip_ids",
+]
+
+
 
 def minutes(n: float | None) -> datetime | None:
     return None if n is None else T0 + timedelta(minutes=n)

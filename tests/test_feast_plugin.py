@@ -26,26 +26,11 @@ from feast.table_format import DeltaFormat
 from featurestore_spark import FeatureStore, NotSupportedError, RepoError
 from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.repo import _import_definitions
+from tests.helpers import EXAMPLE_FEATURES as FEATURES
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
 DB_PLUGIN, DB_FEAST = 7, 8
-FEATURES = [
-    "driver_hourly_stats:conv_rate",
-    "driver_hourly_stats:acc_rate",
-    "driver_hourly_stats:avg_daily_trips",
-    "driver_hourly_stats:rating_history",
-    "customer_profile:current_balance",
-    "customer_profile:lifetime_trip_count",
-    "customer_profile:is_premium",
-    "customer_profile:segment",
-    "customer_profile:signup_ts",
-    "customer_profile:avatar_hash",
-    "customer_profile:favourite_zones",
-    "driver_customer_stats:trips_together",
-    "driver_customer_stats:avg_pair_rating",
-    "driver_customer_stats:recent_trip_ids",
-]
 #: The lines of feature_repo/feature_store.yaml that move a Feast repo onto the engine.
 PLUGIN_LINES = {
     "  type: spark\n": "  type: featurestore_spark.feast_plugin.DeltaOfflineStore\n",
