@@ -89,13 +89,32 @@ def missing_files(spark: SparkSession, df: DataFrame, root: str) -> list[str]:
     One recursive listing of ``root`` on the driver (not one request per file, which object stores
     would make slow), compared with the snapshot's file list.
     """
-    fs, path = _fs(spark, root)
-    present = set()
-    files = fs.listFiles(path, True)
-    while files.hasNext():
-        present.add(files.next().getPath().toUri().getPath())
+    present = _listing(spark, root)
     jvm = spark.sparkContext._jvm
     return [f for f in df.inputFiles() if jvm.org.apache.hadoop.fs.Path(f).toUri().getPath() not in present]  # type: ignore[union-attr]
+
+
+def missing_change_files(spark: SparkSession, root: str, first: int, last: int) -> list[str]:
+    """Files a change-data-feed read of versions first..last needs that are gone (VACUUM): the commits'
+    ``cdc`` files, and the ``add`` and ``remove`` files Delta reads when a commit has no ``cdc`` file."""
+    import json
+
+    needed = []
+    for version in range(first, last + 1):
+        commit = f"{root.rstrip('/')}/_delta_log/{version:020d}.json"
+        for line in read_text(spark, commit).splitlines():
+            action = json.loads(line) if line.strip() else {}
+            for kind in ("cdc", "add", "remove"):
+                if kind in action and action[kind].get("dataChange", True):
+                    needed.append(action[kind]["path"])
+    present = _listing(spark, root)
+    jvm = spark.sparkContext._jvm
+    gone = []
+    for rel in needed:
+        full = jvm.org.apache.hadoop.fs.Path(jvm.org.apache.hadoop.fs.Path(root), rel)  # type: ignore[union-attr]
+        if full.toUri().getPath() not in present:
+            gone.append(str(full))
+    return gone
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
@@ -124,6 +143,16 @@ def list_folder(spark: SparkSession, folder: str) -> list[str]:
     if not fs.exists(path):
         return []
     return sorted(str(status.getPath()) for status in fs.listStatus(path) if status.isFile())
+
+
+def _listing(spark: SparkSession, root: str) -> set[str]:
+    """Every file under ``root`` (recursively), as URI paths: one listing, not a request per file."""
+    fs, path = _fs(spark, root)
+    present = set()
+    files = fs.listFiles(path, True)
+    while files.hasNext():
+        present.add(files.next().getPath().toUri().getPath())
+    return present
 
 
 def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)

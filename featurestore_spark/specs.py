@@ -6,8 +6,11 @@ specs once, so the join and the push depend on a small, validated surface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import Any
 
 #: Feast value types the engine supports, with the Spark SQL type of their column.
 SPARK_TYPES: dict[str, str] = {
@@ -195,3 +198,37 @@ class RepoSpec:
     entity_key_serialization_version: int = 3
     #: Feast registry location from feature_store.yaml (absolute, or a URI); None when not set.
     registry: str | None = None
+
+
+def view_to_dict(view: FeatureViewSpec) -> dict[str, Any]:
+    """A view spec as JSON-ready data (ttl in seconds)."""
+    data = asdict(view)
+    data["ttl"] = None if view.ttl is None else view.ttl.total_seconds()
+    return data
+
+
+def view_from_dict(data: dict[str, Any]) -> FeatureViewSpec:
+    """The inverse of ``view_to_dict``."""
+    src = dict(data["source"])
+    src["field_mapping"] = tuple(tuple(p) for p in src.get("field_mapping", ()))
+    return FeatureViewSpec(
+        name=data["name"],
+        join_keys=tuple(FieldSpec(**k) for k in data["join_keys"]),
+        features=tuple(FieldSpec(**f) for f in data["features"]),
+        source=SourceSpec(**src),
+        ttl=None if data["ttl"] is None else timedelta(seconds=data["ttl"]),
+        description=data.get("description", ""),
+        owner=data.get("owner", ""),
+        tags=tuple(tuple(t) for t in data.get("tags", ())),
+        online=data.get("online", True),
+    )
+
+
+def definitions_hash(views: list[FeatureViewSpec]) -> str:
+    """SHA-256 of the views' definitions (sources' pinned versions excluded: same definitions, same hash)."""
+    canonical = []
+    for view in sorted(views, key=lambda v: v.name):
+        data = view_to_dict(view)
+        data["source"].pop("version", None)
+        canonical.append(data)
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

@@ -140,3 +140,57 @@ def test_late_rows_with_old_timestamps_reach_redis_on_the_next_incremental_run(s
     again = {r.view: r for r in store.materialize_incremental(E2)}
     assert (again["rides"].rows, again["rides"].source) == (0, "window after 2026-03-03T00:00:00+00:00, "
                                                                 "no new Delta versions")
+
+
+def test_a_recreated_table_or_a_changed_view_starts_afresh(spark, repo):
+    """A watermark holds for one source table (its Delta id) and one view definition."""
+    import dataclasses
+    import shutil
+
+    from featurestore_spark.online.incremental import materialize_view_incremental
+    from featurestore_spark.online.settings import redis_settings
+
+    repo_path, data, _ = repo
+    append(spark, rows([(k, timedelta(hours=1)) for k in range(1, 6)]), f"{data}/rides", True)
+    store = FeatureStore(repo_path=repo_path, spark=spark)
+    settings = redis_settings(dict(store.repo.online_store))
+    view = store.repo.views["rides"]
+
+    def run(v):
+        return materialize_view_incremental(spark, store.repo, v, settings, E1, store.state_path)
+
+    assert run(view).source == "first run: window at version 0"
+    assert run(view).source.endswith("no new Delta versions")
+    narrower = dataclasses.replace(view, features=view.features[:1])
+    assert run(narrower).source == "first run: window at version 0"  # another definition: its own watermark
+
+    shutil.rmtree(data / "rides")  # the same path, a new table: versions restart at 0
+    append(spark, rows([(k, timedelta(hours=2)) for k in range(1, 9)]), f"{data}/rides", True)
+    report = run(view)
+    assert (report.source, report.rows, report.written) == ("first run: window at version 0", 8, 8)
+
+
+def test_vacuumed_change_data_falls_back_to_the_whole_window(spark, repo):
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    repo_path, data, fs = repo
+    path = f"{data}/rides"
+    append(spark, rows([(k, timedelta(hours=1)) for k in range(1, 6)]), path, True)
+    store = FeatureStore(repo_path=repo_path, spark=spark)
+    store.materialize_incremental(E1, ["rides"])
+    DeltaTable.forPath(spark, path).update(F.col("driver_id") == 1, {"rate": F.lit(-1.0)})  # change files
+    newer = rows([(k, timedelta(hours=5)) for k in range(1, 4)])
+    spark.createDataFrame(newer, SCHEMA).write.format("delta").mode("overwrite").save(path)
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(check, "true")
+    spark.conf.set(check, "false")
+    try:
+        DeltaTable.forPath(spark, path).vacuum(0)
+    finally:
+        spark.conf.set(check, before)
+    report = store.materialize_incremental(E1 + timedelta(hours=1), ["rides"])[0]
+    assert report.source.startswith("whole window at version ") and "were vacuumed" in report.source
+    assert (report.rows, report.written, report.failed) == (3, 3, 0)
+    assert_served(fs, "rides", oracle(newer, E1).loc[[1, 2, 3]].combine_first(
+        oracle(rows([(k, timedelta(hours=1)) for k in range(4, 6)]), E1)))

@@ -34,7 +34,8 @@ from featurestore_spark.offline.sources import TS, read_view
 from featurestore_spark.online.materialize import PushReport, latest_of, push, utc
 from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.online.watermarks import last_watermark, record_watermark
-from featurestore_spark.specs import FeatureViewSpec, RepoSpec
+from featurestore_spark import delta_io
+from featurestore_spark.specs import FeatureViewSpec, RepoSpec, definitions_hash
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,37 @@ def _reader(spark: SparkSession, view: FeatureViewSpec, **options: object):
     return reader.load(src.path) if src.path else reader.table(src.table)
 
 
-def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) -> DataFrame | None:
-    """Rows added by versions first..last (change data feed), or None where the feed lacks them."""
+#: Delta's reasons for a change data feed that cannot be read for the versions asked: the feed is
+#: off (or was turned on later), or the log of those versions was cleaned up.
+_NO_FEED = ("DELTA_MISSING_CHANGE_DATA", "DELTA_CHANGE_TABLE_FEED_DISABLED", "DELTA_VERSION_NOT_FOUND",
+            "DELTA_CANNOT_FIND_VERSION", "DELTA_LOG_FILE_NOT_FOUND", "DELTA_VERSIONS_NOT_CONTIGUOUS")
+
+
+def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) -> tuple[DataFrame | None, str]:
+    """Rows added by versions first..last (change data feed), or None and why where the feed lacks them."""
     feed = _reader(spark, view, readChangeFeed="true", startingVersion=first, endingVersion=last)
     feed = feed.where(F.col("_change_type").isin("insert", "update_postimage"))
     try:
         feed.rdd.getNumPartitions()  # plans the scan: Delta checks here that every version has change data
     except AnalysisException as exc:
-        if exc.getCondition() in ("DELTA_MISSING_CHANGE_DATA", "DELTA_CHANGE_TABLE_FEED_DISABLED"):
-            return None
+        if exc.getCondition() in _NO_FEED[:2]:
+            return None, (f"no change data feed for versions {first}..{last} "
+                          "(set delta.enableChangeDataFeed=true on the source)")
+        if exc.getCondition() in _NO_FEED:
+            return None, f"the log of versions {first}..{last} is gone ({exc.getCondition()})"
         raise
-    return feed
+    location = view.source.path or delta_io.table_path(spark, view.source.table or "")
+    gone = delta_io.missing_change_files(spark, location, first, last)  # removed by VACUUM
+    if gone:
+        return None, f"{len(gone)} change data file(s) of versions {first}..{last} were vacuumed"
+    return feed, ""
+
+
+def source_identity(spark: SparkSession, view: FeatureViewSpec) -> str:
+    """What a watermark is valid for: the source table's Delta id (a recreated table gets a new one)
+    and the view's definition (a new feature must be pushed for every key, not only the changed ones)."""
+    table_id = _table(spark, view).detail().select("id").first()[0]
+    return f"{table_id}/{definitions_hash([view])[:16]}"
 
 
 def materialize_view_incremental(
@@ -79,7 +100,8 @@ def materialize_view_incremental(
     features = tuple(f.name for f in view.features)
     snapshot = read_view(spark, view, features, raw=_reader(spark, view, versionAsOf=version))
     floor = end - view.ttl if view.ttl else None
-    mark = last_watermark(spark, state_path, repo.project, view.name)
+    identity = source_identity(spark, view)
+    mark = last_watermark(spark, state_path, repo.project, view.name, identity)
     if mark is None:
         start = floor or end - NO_TTL_LOOKBACK
         rows, source = latest_of(snapshot, view, start, end), f"first run: window at version {version}"
@@ -88,12 +110,11 @@ def materialize_view_incremental(
         rows, source = latest_of(snapshot.where(F.col(TS) > F.lit(mark.end)), view, None, end), (
             f"window after {mark.end.isoformat()}, no new Delta versions")
     else:
-        changes = _changes(spark, view, mark.source_version + 1, version)
+        changes, why = _changes(spark, view, mark.source_version + 1, version)
         if changes is None:
             start = floor or EPOCH
             rows = latest_of(snapshot, view, floor, end)
-            source = (f"whole window at version {version}: no change data feed for versions "
-                      f"{mark.source_version + 1}..{version} (set delta.enableChangeDataFeed=true on the source)")
+            source = f"whole window at version {version}: {why}"
             log.warning("feature view '%s': %s", view.name, source)
         else:
             start = mark.end
@@ -107,7 +128,8 @@ def materialize_view_incremental(
     report = PushReport(view=view.name, start=start, end=end, source=source, **counts)
     if report.ok:
         record_watermark(spark, state_path, project=repo.project, view=view.name, start=start, end=end,
-                         source_version=version, source=source, written=report.written, skipped=report.skipped)
+                         source_version=version, source=source, written=report.written, skipped=report.skipped,
+                         identity=identity)
     return report
 
 

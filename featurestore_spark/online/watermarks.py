@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from featurestore_spark.specs import RepoSpec
 
 SCHEMA = ("project string, view string, start_ts timestamp, end_ts timestamp, source_version long, "
-          "source string, written long, skipped long, recorded_at timestamp")
+          "source string, written long, skipped long, recorded_at timestamp, identity string")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,13 +50,17 @@ def default_state_path(repo: RepoSpec) -> str:
     return str(Path(repo.repo_path) / "data" / "fsspark_watermarks")
 
 
-def last_watermark(spark: SparkSession, path: str, project: str, view: str) -> Watermark | None:
-    """The watermark of ``view``, or None when no incremental run of it has succeeded."""
+def last_watermark(spark: SparkSession, path: str, project: str, view: str, identity: str) -> Watermark | None:
+    """The watermark of ``view`` for this source table and definition (``identity``), or None when no
+    incremental run of them has succeeded: a recreated table or a changed view starts afresh."""
     if not DeltaTable.isDeltaTable(spark, path):
         return None
+    marks = spark.read.format("delta").load(path)
+    if "identity" not in marks.columns:  # written before identities were recorded: start afresh
+        return None
     row = (
-        spark.read.format("delta").load(path)
-        .where((F.col("project") == project) & (F.col("view") == view))
+        marks
+        .where((F.col("project") == project) & (F.col("view") == view) & (F.col("identity") == identity))
         .orderBy(F.col("end_ts").desc(), F.col("source_version").desc())
         .select("end_ts", "source_version")
         .first()
@@ -68,8 +72,9 @@ def last_watermark(spark: SparkSession, path: str, project: str, view: str) -> W
 
 def record_watermark(
     spark: SparkSession, path: str, *, project: str, view: str, start: datetime | None, end: datetime,
-    source_version: int, source: str, written: int, skipped: int,
+    source_version: int, source: str, written: int, skipped: int, identity: str,
 ) -> None:
     """Append one watermark row (atomic; creates the table on first use)."""
-    row = (project, view, start, end, source_version, source, written, skipped, datetime.now(timezone.utc))
-    spark.createDataFrame([row], SCHEMA).write.format("delta").mode("append").save(path)
+    row = (project, view, start, end, source_version, source, written, skipped, datetime.now(timezone.utc), identity)
+    # mergeSchema: tables written before the identity column get it (their rows read as null).
+    spark.createDataFrame([row], SCHEMA).write.format("delta").mode("append").option("mergeSchema", "true").save(path)

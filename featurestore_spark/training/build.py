@@ -21,7 +21,7 @@ from featurestore_spark.errors import FeatureStoreError, OutputExistsError, Requ
 from featurestore_spark.offline import refs as refs_mod
 from featurestore_spark.offline import retrieval
 from featurestore_spark.offline.entity_input import check_entity_df, find_timestamp_column
-from featurestore_spark.specs import FeatureViewSpec, RepoSpec
+from featurestore_spark.specs import FeatureViewSpec, RepoSpec, view_from_dict
 from featurestore_spark.training import catalog as catalog_mod
 from featurestore_spark.training import manifest as manifest_mod
 from featurestore_spark.training.request import EntitySource, Output, TrainingSetRequest, load_request
@@ -93,7 +93,7 @@ def reproduce_training_set(
     out = Output.model_validate({"path": output} if isinstance(output, str) else output)
     req = load_request({**recorded["request"], "output": out.model_dump(mode="json", exclude_none=True)})
     _check_output(spark, req.output)
-    views = [manifest_mod.view_from_dict(v) for v in recorded["feature_views"].values()]
+    views = [view_from_dict(v) for v in recorded["feature_views"].values()]
     refs = list(recorded["features"])
     _check_columns(spark, replace(repo, views={v.name: v for v in views}), _read_entities(spark, req.entities, req),
                    refs, req)

@@ -9,56 +9,20 @@ is written beside the data as ``_fsspark/manifest-v<version>.json`` and into the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import uuid
-from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
 from featurestore_spark import delta_io
 from featurestore_spark.errors import RequestError
-from featurestore_spark.specs import FeatureViewSpec, FieldSpec, SourceSpec
+from featurestore_spark.specs import FeatureViewSpec, definitions_hash, view_to_dict
 
 FORMAT = 1
 MANIFEST_DIR = "_fsspark"  # VACUUM and Delta readers ignore folders starting with '_'
 _PACKAGES = ("featurestore_spark", "pyspark", "delta-spark", "feast", "pandas", "pyarrow")
-
-
-def view_to_dict(view: FeatureViewSpec) -> dict[str, Any]:
-    """A view spec as JSON-ready data (ttl in seconds)."""
-    data = asdict(view)
-    data["ttl"] = None if view.ttl is None else view.ttl.total_seconds()
-    return data
-
-
-def view_from_dict(data: dict[str, Any]) -> FeatureViewSpec:
-    """The inverse of ``view_to_dict``."""
-    src = dict(data["source"])
-    src["field_mapping"] = tuple(tuple(p) for p in src.get("field_mapping", ()))
-    return FeatureViewSpec(
-        name=data["name"],
-        join_keys=tuple(FieldSpec(**k) for k in data["join_keys"]),
-        features=tuple(FieldSpec(**f) for f in data["features"]),
-        source=SourceSpec(**src),
-        ttl=None if data["ttl"] is None else timedelta(seconds=data["ttl"]),
-        description=data.get("description", ""),
-        owner=data.get("owner", ""),
-        tags=tuple(tuple(t) for t in data.get("tags", ())),
-        online=data.get("online", True),
-    )
-
-
-def definitions_hash(views: list[FeatureViewSpec]) -> str:
-    """SHA-256 of the views' definitions (sources' pinned versions excluded: same definitions, same hash)."""
-    canonical = []
-    for view in sorted(views, key=lambda v: v.name):
-        data = view_to_dict(view)
-        data["source"].pop("version", None)
-        canonical.append(data)
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
 def library_versions() -> dict[str, str]:
