@@ -193,3 +193,20 @@ def test_connection_string_mistakes_never_echo_the_string(monkeypatch):
         with pytest.raises(ConfigError, match=message) as info:
             redis_settings({"type": "redis", "connection_string": connection})
         assert "ab" not in str(info.value) and "cd" not in str(info.value) and "zz" not in str(info.value)
+
+
+def test_a_partition_that_cannot_connect_counts_its_rows_failed():
+    """A cluster client reads the topology when it is made: with no node reachable the rows are failed, not lost."""
+    import numpy as np
+    import pyarrow as pa
+
+    from featurestore_spark.online.redis_push import PushSpec, push_batches
+    from featurestore_spark.online.settings import RedisSettings
+
+    ids = np.arange(1, 301)
+    batches = [pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids), "rate": pa.array(ids / 3)})]
+    spec = PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),), features=(("rate", "DOUBLE"),),
+                    settings=RedisSettings(nodes=(("127.0.0.1", 1),), cluster=True))
+    counts = list(push_batches(iter(batches * 2), spec))[0].to_pydict()
+    assert (counts["written"], counts["skipped"], counts["failed"]) == ([0], [0], [600])
+    assert counts["error"][0].startswith("RedisClusterException: cannot connect to Redis at cluster 127.0.0.1:1")

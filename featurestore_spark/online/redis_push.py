@@ -94,6 +94,7 @@ def newer_wins(m: int) -> str:
 
 #: The schema of what ``push_batches`` yields: one row per partition.
 COUNTS_SCHEMA = "written long, skipped long, failed long, error string"
+_COUNTS = pa.schema([("written", pa.int64()), ("skipped", pa.int64()), ("failed", pa.int64()), ("error", pa.string())])
 
 # Answers after which a call is sent again (to the right node, with the script loaded) rather
 # than counted as failed: a slot moved, the script cache was emptied by a restart, a failover.
@@ -125,6 +126,7 @@ class _Writer:
 
     def __init__(self, spec: PushSpec):
         self.cluster = spec.settings.cluster
+        # A cluster client reads the topology here: if no node answers, that raises (see push_batches).
         self.client = spec.settings.client()
         self.loaded: set[int] = set()  # node clients that have the script
         self.written = self.failed = 0
@@ -177,6 +179,9 @@ class _Writer:
                     answers = self._send(node, group)
                 except _LOST:
                     again += group
+                    continue
+                except redis.ResponseError as exc:  # e.g. NOPERM or BUSY on SCRIPT LOAD: no call can run
+                    self._fail(group, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
                     continue
                 for call, answer in zip(group, answers):
                     if isinstance(answer, _RESEND):
@@ -245,7 +250,15 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
 
 def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: write every row (keys, ``__ts_us``, features); yield one ``COUNTS_SCHEMA`` row."""
-    writer = _Writer(spec)
+    try:
+        writer = _Writer(spec)
+    except (*_LOST, redis.exceptions.RedisClusterException) as exc:
+        # No connection for this partition at all: count its rows failed (a rerun writes them).
+        rows = sum(batch.num_rows for batch in batches)
+        error = f"{type(exc).__name__}: cannot connect to Redis at {spec.settings.address}"
+        yield pa.RecordBatch.from_pydict({"written": [0], "skipped": [0], "failed": [rows], "error": [error]},
+                                         schema=_COUNTS)
+        return
     head = _head(spec)
     total = 0
     calls: list[_Call] = []
@@ -286,6 +299,4 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     writer.client.close()
     skipped = total - writer.written - writer.failed
     yield pa.RecordBatch.from_pydict({"written": [writer.written], "skipped": [skipped], "failed": [writer.failed],
-                                      "error": [writer.error]},
-                                     schema=pa.schema([("written", pa.int64()), ("skipped", pa.int64()),
-                                                       ("failed", pa.int64()), ("error", pa.string())]))
+                                      "error": [writer.error]}, schema=_COUNTS)
