@@ -47,6 +47,8 @@ def main() -> None:
     p.add_argument("--keys", type=int, default=1_000_000)
     p.add_argument("--port", type=int, default=int(os.environ.get("FSSPARK_REDIS_PORT", "6379")))
     p.add_argument("--feast-max-keys", type=int, default=1_000_000, help="skip Feast above this many keys")
+    p.add_argument("--repeat", type=int, default=2,
+                   help="runs per contender; the best counts (the first run of a plan shape pays JIT and start-up)")
     args = p.parse_args()
 
     from pyspark.sql import functions as F
@@ -89,13 +91,14 @@ def main() -> None:
         assert report.ok and report.written == args.keys, report
 
     def run(label: str, fn) -> None:
-        client.flushdb()
-        t = time.perf_counter()
-        fn()
-        s = time.perf_counter() - t
-        assert client.dbsize() == args.keys, (label, client.dbsize())
-        rates[label] = args.keys / s
-        print(f"  {label:<34} {s:7.1f} s {rates[label]:>10,.0f} keys/s", flush=True)
+        for attempt in range(args.repeat):
+            client.flushdb()
+            t = time.perf_counter()
+            fn()
+            s = time.perf_counter() - t
+            assert client.dbsize() == args.keys, (label, client.dbsize())
+            rates[label] = max(rates.get(label, 0.0), args.keys / s)
+            print(f"  {label:<34} {s:7.1f} s {args.keys / s:>10,.0f} keys/s (run {attempt + 1})", flush=True)
 
     print(f"{args.keys} keys x 5 features, Redis on 127.0.0.1:{args.port}")
     materialize_view(spark, store.repo, view, settings, START, START + timedelta(seconds=10))  # warm-up
@@ -130,6 +133,7 @@ def main() -> None:
     if args.keys <= args.feast_max_keys:
         fs = feast.FeatureStore(repo_path=str(repo))
         fs.apply(_import_definitions(repo))
+        # Feast skips nothing on a flushed Redis: every run writes every key, as the engine's runs do.
         run("Feast materialize", lambda: fs.materialize(START - timedelta(days=1), end, ["bench_stats"]))
 
     client.flushdb()
