@@ -34,6 +34,10 @@ def table_path(spark: SparkSession, location: str) -> str:
     return str(DeltaTable.forName(spark, location).detail().first()["location"])
 
 
+#: Delta's conditions for a version whose log (or checkpoint) is no longer there.
+_GONE = ("DELTA_VERSION_NOT_FOUND", "DELTA_CANNOT_FIND_VERSION", "DELTA_LOG_FILE_NOT_FOUND", "DELTA_FILE_NOT_FOUND")
+
+
 def read_delta(spark: SparkSession, location: str, *, what: str, version: int | None = None) -> DataFrame:
     """Read a Delta table by path or by name, at ``version`` (time travel) or the latest.
 
@@ -56,7 +60,8 @@ def read_delta(spark: SparkSession, location: str, *, what: str, version: int | 
         raise
     except Exception as exc:  # AnalysisException and friends: the location or version is unusable
         first = str(exc).splitlines()[0]
-        if version is not None and ("VERSION" in first.upper() or "time travel" in first):
+        condition = exc.getCondition() if hasattr(exc, "getCondition") else None
+        if version is not None and condition in _GONE:
             raise SourceVersionError(
                 f"{what}: version {version} of Delta table '{location}' can no longer be read ({first}); "
                 "its log was cleaned up (delta.logRetentionDuration): the training set cannot be rebuilt exactly"

@@ -275,3 +275,8 @@ def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world):
                                                  r"is no longer readable: \d+ of its data files are gone"):
         reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
     assert not delta_io.exists(spark, str(world["tmp"] / "again"))
+
+
+def test_a_version_no_longer_in_the_log_is_named(spark, world):
+    with pytest.raises(SourceVersionError, match=r"stats: version 99 of Delta table '.*stats' can no longer be read"):
+        delta_io.read_delta(spark, str(world["tmp"] / "stats"), what="stats", version=99)
