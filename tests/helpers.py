@@ -82,3 +82,35 @@ def same(a, b) -> bool:
     if isinstance(a, float):
         return b is not None and math.isclose(a, b, rel_tol=1e-6)
     return a == b
+
+
+def vacuum_everything(spark, path: str) -> None:
+    """VACUUM with zero retention: every file the current version does not use is deleted."""
+    from delta.tables import DeltaTable
+
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    before = spark.conf.get(check, "true")
+    spark.conf.set(check, "false")
+    try:
+        DeltaTable.forPath(spark, path).vacuum(0)
+    finally:
+        spark.conf.set(check, before)
+
+
+def apply_feast_repo(repo, project: str, port: int, db: int):
+    """Write a feature_store.yaml (Redis on loopback, database ``db``, flushed), run Feast's apply on the
+    repo's definitions, and return the ``feast.FeatureStore``."""
+    import feast
+    import redis
+
+    from featurestore_spark.repo import _import_definitions
+
+    (repo / "feature_store.yaml").write_text(
+        f"project: {project}\nregistry: {repo}/registry.db\nprovider: local\n"
+        f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{port},db={db}\"\n"
+        "entity_key_serialization_version: 3\n"
+    )
+    redis.Redis(port=port, db=db).flushdb()
+    fs = feast.FeatureStore(repo_path=str(repo))
+    fs.apply(_import_definitions(repo))
+    return fs

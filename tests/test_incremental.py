@@ -13,12 +13,10 @@ from datetime import timedelta
 import feast
 import pandas as pd
 import pytest
-import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.cli import main as cli
-from featurestore_spark.repo import _import_definitions
-from tests.helpers import T0
+from tests.helpers import T0, apply_feast_repo, vacuum_everything
 
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
 DB = 6
@@ -89,15 +87,7 @@ def repo(spark, tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "defs.py").write_text(DEFS.replace("{data}", str(data)))
-    (repo / "feature_store.yaml").write_text(
-        f"project: incr\nregistry: {repo}/registry.db\nprovider: local\n"
-        f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{PORT},db={DB}\"\n"
-        "entity_key_serialization_version: 3\n"
-    )
-    redis.Redis(port=PORT, db=DB).flushdb()
-    fs = feast.FeatureStore(repo_path=str(repo))
-    fs.apply(_import_definitions(repo))
-    return repo, data, fs
+    return repo, data, apply_feast_repo(repo, "incr", PORT, DB)
 
 
 def test_late_rows_with_old_timestamps_reach_redis_on_the_next_incremental_run(spark, repo, capsys):
@@ -182,13 +172,7 @@ def test_vacuumed_change_data_falls_back_to_the_whole_window(spark, repo):
     DeltaTable.forPath(spark, path).update(F.col("driver_id") == 1, {"rate": F.lit(-1.0)})  # change files
     newer = rows([(k, timedelta(hours=5)) for k in range(1, 4)])
     spark.createDataFrame(newer, SCHEMA).write.format("delta").mode("overwrite").save(path)
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(check, "true")
-    spark.conf.set(check, "false")
-    try:
-        DeltaTable.forPath(spark, path).vacuum(0)
-    finally:
-        spark.conf.set(check, before)
+    vacuum_everything(spark, path)
     report = store.materialize_incremental(E1 + timedelta(hours=1), ["rides"])[0]
     assert report.source.startswith("whole window at version ") and "were vacuumed" in report.source
     assert (report.rows, report.written, report.failed) == (3, 3, 0)

@@ -7,14 +7,13 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import feast
 import pytest
 import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.online.settings import OnlineStoreError, redis_settings
-from featurestore_spark.repo import _import_definitions
+from tests.helpers import apply_feast_repo
 from tests.helpers import oracle_latest, same
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,14 +30,7 @@ def stores(spark, tmp_path_factory):
     write_demo_data(spark, str(data), rows=3000, entity_rows_count=10, n_entities=150, days=10)
     repo = root / "repo"
     shutil.copytree(ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    (repo / "feature_store.yaml").write_text(
-        f"project: rideshare_test\nregistry: {repo}/registry.db\nprovider: local\n"
-        f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{PORT},db={DB}\"\n"
-        "entity_key_serialization_version: 3\n"
-    )
-    redis.Redis(port=PORT, db=DB).flushdb()
-    fs = feast.FeatureStore(repo_path=str(repo))
-    fs.apply(_import_definitions(repo))
+    fs = apply_feast_repo(repo, "rideshare_test", PORT, DB)
     yield fs, FeatureStore(repo_path=repo, spark=spark), data
     del os.environ["FSSPARK_DATA_DIR"]
 

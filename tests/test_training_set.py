@@ -23,7 +23,7 @@ from featurestore_spark.errors import (
 from featurestore_spark.training import catalog
 from featurestore_spark.training.build import create_training_set, reproduce_training_set
 from featurestore_spark.training.request import load_request
-from tests.helpers import T0, repo_of, view_spec, write_delta
+from tests.helpers import T0, repo_of, vacuum_everything, view_spec, write_delta
 from tests.oracle import OracleView, normalise, pit_join
 
 STATS_SCHEMA = "driver_id long, ts timestamp, created timestamp, rate double, trips int"
@@ -264,13 +264,7 @@ def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world):
     first = build(spark, world)
     stats = str(world["tmp"] / "stats")
     spark.createDataFrame(stats_rows(4, 50), STATS_SCHEMA).write.format("delta").mode("overwrite").save(stats)
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    before = spark.conf.get(check, "true")
-    spark.conf.set(check, "false")
-    try:
-        DeltaTable.forPath(spark, stats).vacuum(0)
-    finally:
-        spark.conf.set(check, before)
+    vacuum_everything(spark, stats)
     with pytest.raises(SourceVersionError, match=r"source of feature view 'stats': version 0 of Delta table '.*stats' "
                                                  r"is no longer readable: \d+ of its data files are gone"):
         reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
