@@ -130,6 +130,7 @@ def test_explain_names_the_strategy_and_bucket_choice(spark, repo):
     assert "point-in-time join of 3 entity rows" in text
     assert "windowed range join" in text and "bucket width" in text
     assert "key pruning: yes: ~2 distinct entity keys" in text
+    assert "the hottest key holds ~66.67% of the entity rows" in text  # key 1: two rows of three
 
 
 def test_source_by_catalog_table_name(spark, tmp_path):

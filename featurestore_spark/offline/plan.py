@@ -1,8 +1,9 @@
 """Choose how to run a point-in-time join, from cheap statistics, and say why.
 
-Statistics: one aggregate over the entity rows' narrow columns (count, null event
-timestamps, time range, approximate distinct keys per key set), one small sample per key
-set for the hottest key's share, and each source's row count from Delta's metadata.
+Statistics: one aggregate over the entity rows' narrow columns, in a single Spark job:
+count, null event timestamps, time range, and per key set the approximate number of
+distinct keys (HyperLogLog) and the hottest key's row count (a frequent-items sketch,
+``approx_top_k``, over a 64-bit hash of the keys).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from featurestore_spark.specs import FeatureViewSpec
 #: time range (a broadcast of key -> (first, last) entity time, ~40 bytes a key): small enough to
 #: broadcast, and it drops the rows of absent keys and of cold keys outside their few entity times.
 KEY_PRUNE_MAX_KEYS = 2_000_000
-#: Rows sampled from the entity side to estimate the hottest key's share.
-SAMPLE_ROWS = 200_000
 #: A (key, bucket) group should hold at most 1/SPLIT of an average task's rows: beyond that a hot
 #: key makes its task straggle. One bucket (no carry-in at all) is the cheapest plan.
 SPLIT = 1
@@ -111,7 +110,13 @@ def make_plan(entity: DataFrame, ts_column: str, views: list[FeatureViewSpec], p
         F.count_if(ts.isNull()).alias("nulls"),
         F.min(ts).alias("lo"),
         F.max(ts).alias("hi"),
-    ] + [F.approx_count_distinct(F.struct(*[F.col(f"`{k}`") for k in keys])).alias(f"d{i}") for i, keys in enumerate(groups)]
+    ]
+    for i, keys in enumerate(groups):
+        # A hash stands for the keys (any key type, one or several columns); a collision can only
+        # overstate the hottest key's share, which errs towards more buckets.
+        hashed = F.xxhash64(*[F.col(f"`{k}`") for k in keys])
+        top = F.call_function("approx_top_k", hashed, F.lit(1))  # [(item, count)] of the hottest key
+        aggs += [F.approx_count_distinct(hashed).alias(f"d{i}"), top.alias(f"top{i}")]
     stats = entity.agg(*aggs).first()
     assert stats is not None
     if stats["nulls"]:
@@ -120,7 +125,8 @@ def make_plan(entity: DataFrame, ts_column: str, views: list[FeatureViewSpec], p
     span = timedelta(microseconds=hi - lo) if n else timedelta(0)
     plans = []
     for i, (keys, members) in enumerate(groups.items()):
-        share = _hot_key_share(entity, keys, n)
+        top = stats[f"top{i}"]
+        share = top[0]["count"] / n if n and top else 0.0
         buckets = max(1, min(MAX_BUCKETS, math.ceil(SPLIT * partitions * share)))
         width = max(MIN_BUCKET, span / buckets) if span else MIN_BUCKET
         buckets = bucket_count(lo, hi, width // timedelta(microseconds=1))
@@ -148,15 +154,3 @@ def _utc(micros: int | None) -> str:
     if micros is None:
         return "-"
     return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)).isoformat()
-
-
-def _hot_key_share(entity: DataFrame, keys: tuple[str, ...], rows: int) -> float:
-    """Share of entity rows held by the most frequent key, estimated on a sample."""
-    if rows == 0:
-        return 0.0
-    fraction = min(1.0, SAMPLE_ROWS / rows)
-    sample = entity.select(*[F.col(f"`{k}`") for k in keys]).sample(fraction=fraction, seed=17) if fraction < 1.0 else entity.select(*keys)
-    top = sample.groupBy(*sample.columns).count().agg(F.max("count").alias("top"), F.sum("count").alias("all")).first()
-    if top is None or not top["all"]:
-        return 0.0
-    return float(top["top"]) / float(top["all"])
