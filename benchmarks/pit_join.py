@@ -67,6 +67,8 @@ def main() -> None:
     p.add_argument("--entity-rows", default="1000000,5000000", help="comma-separated entity row counts")
     p.add_argument("--feature-rows", type=int, default=5_000_000)
     p.add_argument("--entities", type=int, default=100_000)
+    p.add_argument("--feature-skew", type=float, default=0.0,
+                   help="Zipf exponent of the feature tables' keys (default 0: uniform; entity keys are Zipf s=1)")
     p.add_argument("--feast-max-rows", type=int, default=1_000_000, help="skip Feast above this many entity rows")
     p.add_argument("--skip-textbook", action="store_true")
     p.add_argument("--repeat", type=int, default=2, help="runs per contender and size; the best counts")
@@ -74,7 +76,7 @@ def main() -> None:
     args = p.parse_args()
 
     work = Path(args.work or tempfile.mkdtemp(prefix="fsspark-bench-"))
-    data = work / "data"
+    data = work / ("data" if not args.feature_skew else f"data_skew{args.feature_skew:g}")
     os.environ["FSSPARK_DATA_DIR"] = str(data)
 
     import feast
@@ -88,7 +90,8 @@ def main() -> None:
     sizes = [int(x) for x in args.entity_rows.split(",")]
     if not (data / "driver_hourly_stats").exists():
         t = time.perf_counter()
-        write_demo_data(spark, str(data), rows=args.feature_rows, entity_rows_count=1, n_entities=args.entities)
+        write_demo_data(spark, str(data), rows=args.feature_rows, entity_rows_count=1, n_entities=args.entities,
+                        feature_skew=args.feature_skew)
         print(f"generated 3 x {args.feature_rows} feature rows in {time.perf_counter() - t:.0f} s", flush=True)
 
     repo = work / "repo"
@@ -108,7 +111,8 @@ def main() -> None:
         ents_path = str(work / f"entities_{n}")
         entity_rows(spark, n, args.entities, 42, __import__("featurestore_spark.demo_data").demo_data.DEFAULT_START,
                     30.0).write.format("delta").mode("overwrite").save(ents_path)
-        print(f"\n{n} entity rows, 3 views x {args.feature_rows} rows, {args.entities} Zipf entities", flush=True)
+        print(f"\n{n} entity rows, 3 views x {args.feature_rows} rows, {args.entities} Zipf entities, "
+              f"feature keys Zipf s={args.feature_skew:g}", flush=True)
         ents = spark.read.format("delta").load(ents_path)
         out = {name: str(work / f"out_{name}_{n}") for name in ("engine", "textbook", "feast")}
         secs = {}

@@ -52,7 +52,7 @@ def _with_corrections(df: DataFrame, seed: int, share: float, changed: dict[str,
 
 
 #: Zipf exponents of the keys: training events concentrate on hot drivers and customers (s=1);
-#: feature tables get one update stream per entity (uniform keys), so the textbook join stays feasible.
+#: feature tables get one update stream per entity (uniform keys) unless ``feature_skew`` says otherwise.
 ENTITY_SKEW = 1.0
 FEATURE_SKEW = 0.0
 
@@ -65,10 +65,13 @@ def customer_id_col(seed: int, n_entities: int, skew: float = FEATURE_SKEW) -> C
     return F.format_string("C%07d", _zipf_key(seed, "customer", n_entities, skew))
 
 
-def driver_hourly_stats(spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float) -> DataFrame:
+def driver_hourly_stats(
+    spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float,
+    skew: float = FEATURE_SKEW,
+) -> DataFrame:
     base = spark.range(rows).select(
         F.col("id"),
-        driver_id_col(seed, n_entities).alias("driver_id"),
+        driver_id_col(seed, n_entities, skew).alias("driver_id"),
         _ts(seed, "ts", start, days).alias("event_timestamp"),
     )
     df = base.select(
@@ -85,10 +88,13 @@ def driver_hourly_stats(spark: SparkSession, rows: int, n_entities: int, seed: i
     return df.drop("id")
 
 
-def customer_profile(spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float) -> DataFrame:
+def customer_profile(
+    spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float,
+    skew: float = FEATURE_SKEW,
+) -> DataFrame:
     base = spark.range(rows).select(
         F.col("id"),
-        customer_id_col(seed, n_entities).alias("customer_id"),
+        customer_id_col(seed, n_entities, skew).alias("customer_id"),
         _ts(seed, "cts", start, days).alias("event_timestamp"),
     )
     df = base.select(
@@ -110,11 +116,14 @@ def customer_profile(spark: SparkSession, rows: int, n_entities: int, seed: int,
     return df.drop("id")
 
 
-def driver_customer_stats(spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float) -> DataFrame:
+def driver_customer_stats(
+    spark: SparkSession, rows: int, n_entities: int, seed: int, start: datetime, days: float,
+    skew: float = FEATURE_SKEW,
+) -> DataFrame:
     base = spark.range(rows).select(
         F.col("id"),
-        driver_id_col(seed, n_entities).alias("driver_id"),
-        customer_id_col(seed, n_entities).alias("customer_id"),
+        driver_id_col(seed, n_entities, skew).alias("driver_id"),
+        customer_id_col(seed, n_entities, skew).alias("customer_id"),
         _ts(seed, "pts", start, days).alias("event_timestamp"),
     )
     return base.select(
@@ -155,6 +164,7 @@ def write_demo_data(
     seed: int = 42,
     start: datetime = DEFAULT_START,
     days: float = 30.0,
+    feature_skew: float = FEATURE_SKEW,
 ) -> dict[str, str]:
     """Write the three feature tables and an ``entities`` table as Delta under ``out_dir``.
 
@@ -166,6 +176,8 @@ def write_demo_data(
         n_entities: distinct drivers and customers (keys are Zipf-distributed over them).
         seed: randomness seed.
         start, days: the time span of event timestamps.
+        feature_skew: Zipf exponent of the feature tables' keys (0: uniform, one update stream per
+            entity; above 0: hot entities also update more often).
 
     Returns:
         Table name -> path.
@@ -174,7 +186,7 @@ def write_demo_data(
     for name, make in TABLES.items():
         path = f"{out_dir.rstrip('/')}/{name}"
         # The change data feed lets incremental materialization find rows appended late.
-        make(spark, rows, n_entities, seed, start, days).write.format("delta").mode("overwrite").option(
+        make(spark, rows, n_entities, seed, start, days, feature_skew).write.format("delta").mode("overwrite").option(
             "delta.enableChangeDataFeed", "true"
         ).save(path)
         paths[name] = path
