@@ -53,10 +53,11 @@ def _varint(values: np.ndarray, tag: int, present: np.ndarray) -> Bytes:
     """``tag`` then the protobuf varint of int64 ``values`` (negatives as 10-byte two's complement),
     where ``present``; nothing elsewhere."""
     u = values.astype(np.int64).view(np.uint64)
-    groups = u[:, None] >> (np.arange(10, dtype=np.uint64) * np.uint64(7))
-    lengths = np.maximum(1, (groups != 0).sum(axis=1))
-    more = np.arange(10) < (lengths[:, None] - 1)  # continuation bit on every group but the last
-    matrix = np.empty((len(u), 11), dtype=np.uint8)
+    lengths = 1 + sum(u >> np.uint64(7 * k) != 0 for k in range(1, 10))  # 7-bit groups, at least one
+    width = int(lengths.max(initial=1))  # columns for the longest varint only
+    groups = u[:, None] >> (np.arange(width, dtype=np.uint64) * np.uint64(7))
+    more = np.arange(width) < (lengths[:, None] - 1)  # continuation bit on every group but the last
+    matrix = np.empty((len(u), 1 + width), dtype=np.uint8)
     matrix[:, 0] = tag
     matrix[:, 1:] = (groups & np.uint64(0x7F)).astype(np.uint8) | (more.astype(np.uint8) << 7)
     return matrix, np.where(present, 1 + lengths, 0)
