@@ -42,7 +42,7 @@ def _binary(*pieces: Bytes) -> pa.BinaryArray:
     """Row i of the result: the counted bytes of row i of every piece, in order."""
     matrix = np.hstack([m for m, _ in pieces])
     keep = np.hstack([np.arange(m.shape[1]) < n[:, None] for m, n in pieces])
-    lengths = sum(n for _, n in pieces)
+    lengths = np.sum([n for _, n in pieces], axis=0)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.BinaryArray.from_buffers(pa.binary(), len(lengths),

@@ -137,7 +137,7 @@ class _Call:
 
 
 def _bulk(*columns: pa.Array) -> pa.BinaryArray:
-    """Per row, the row's value of every binary column as a RESP bulk string, ``$<length>\r\n<bytes>\r\n``."""
+    r"""Per row, the row's value of every binary column as a RESP bulk string, ``$<length>\r\n<bytes>\r\n``."""
     parts: list = []
     glue = b""  # the previous column's closing CRLF, put into the next scalar: fewer inputs to join
     for column in columns:
