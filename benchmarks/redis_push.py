@@ -105,7 +105,8 @@ def main() -> None:
     run("engine (materialize_view)", lambda: check(materialize_view(spark, store.repo, view, settings, START, end)))
 
     rows = spark.read.format("delta").load(path).toArrow()
-    keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"}, "bench")
+    keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"},
+                              "bench").to_pylist()
     from feast.protos.feast.types.Value_pb2 import Value
     from google.protobuf.timestamp_pb2 import Timestamp
 

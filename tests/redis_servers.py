@@ -30,6 +30,15 @@ def _wait(port: int, **kwargs) -> None:
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
+def wait_for_keys(client: redis.Redis, count: int) -> None:
+    """Wait (up to 10 s) until the server holds ``count`` keys."""
+    for _ in range(1000):
+        if client.dbsize() >= count:
+            return
+        time.sleep(0.01)
+    raise RuntimeError(f"the server holds {client.dbsize()} keys, not {count}")
+
+
 @contextmanager
 def redis_server(port: int, folder: Path, *args: str, tls: bool = False, **ping):
     """A redis-server on 127.0.0.1:port; extra ``args`` are redis-server options."""

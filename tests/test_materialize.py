@@ -15,6 +15,7 @@ from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.online.settings import OnlineStoreError, redis_settings
 from tests.helpers import apply_feast_repo
 from tests.helpers import oracle_latest, same
+from tests.redis_servers import wait_for_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
@@ -130,6 +131,7 @@ def test_push_survives_a_redis_restart_midway(tmp_path):
 
     def batches():
         yield batch(0)
+        wait_for_keys(client, size)  # the writer sends from a thread: let the first batch land
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)
         subprocess.Popen(["bash", "-c", "sleep 1; " + " ".join(f"'{a}'" for a in start)])  # back after a second
         yield batch(size)

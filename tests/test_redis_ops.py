@@ -19,7 +19,7 @@ from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.online.settings import OnlineStoreError, redis_settings
 from featurestore_spark.repo import _import_definitions
 from tests.helpers import oracle_latest, same
-from tests.redis_servers import PORT_BASE, make_tls_files, redis_cluster, redis_server
+from tests.redis_servers import PORT_BASE, make_tls_files, redis_cluster, redis_server, wait_for_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 END = DEFAULT_START + timedelta(days=10)
@@ -175,6 +175,7 @@ def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_pa
     with redis_server(port, tmp_path / "down"):
         def batches():
             yield batch(0)
+            wait_for_keys(redis.Redis(port=port), size)  # the writer sends from a thread: let batch 0 land
             redis.Redis(port=port).shutdown(nosave=True)
             yield batch(size)
             yield batch(2 * size)
@@ -184,6 +185,39 @@ def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_pa
         counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
     assert counts == {"written": [size], "skipped": [0], "failed": [2 * size],
                       "error": [f"no answer from Redis at 127.0.0.1:{port}/0 after 2 retries"]}
+
+
+def test_calls_answered_noscript_are_sent_again_with_the_script_loaded(tmp_path, monkeypatch):
+    """The script cache emptied mid-push (SCRIPT FLUSH, a restart): NOSCRIPT answers are resent, none fail."""
+    import numpy as np
+    import pyarrow as pa
+
+    from featurestore_spark.online import redis_push
+    from featurestore_spark.online.settings import RedisSettings
+
+    monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.01)
+    port = PORT_BASE + 60
+    size = redis_push.KEYS_PER_PIPELINE
+
+    def batch(first: int) -> pa.RecordBatch:
+        ids = np.arange(first, first + size)
+        return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
+                                           "rate": pa.array(ids / 7.0)})
+
+    with redis_server(port, tmp_path / "noscript"):
+        client = redis.Redis(port=port)
+
+        def batches():
+            yield batch(0)
+            wait_for_keys(client, size)
+            client.script_flush()
+            yield batch(size)
+
+        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
+                                   features=(("rate", "DOUBLE"),), settings=RedisSettings(nodes=(("127.0.0.1", port),)))
+        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
+        assert client.dbsize() == 2 * size
 
 
 def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix():

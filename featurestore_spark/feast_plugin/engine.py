@@ -35,7 +35,8 @@ class RedisPushEngineConfig(FeastConfigBaseModel):
     """The engine class, as Feast imports it."""
 
     writers: StrictInt | None = None
-    """Spark partitions that write to Redis at once (default: the session's default parallelism)."""
+    """At most this many Spark partitions write to Redis (default: the session's default parallelism);
+    fewer when the latest-row aggregate has fewer partitions."""
 
 
 @dataclass

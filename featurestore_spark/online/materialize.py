@@ -86,7 +86,11 @@ def push(
 ) -> dict:
     """Write ``rows`` (as ``latest_of`` makes them) from the executors; returns the summed counts.
 
-    One small row per partition reaches the driver.
+    At most ``writers`` partitions (default: the session's default parallelism) write, one
+    connection each; fewer when ``rows`` has fewer partitions. ``coalesce`` merges the aggregate's
+    partitions into the writing tasks without a shuffle: a ``repartition`` here cost a second shuffle
+    and a sort of every row (1.2 s of the Spark side's 2 s at 1M keys). One small row per partition
+    reaches the driver.
     """
     spec = PushSpec(
         project=repo.project,
@@ -96,7 +100,7 @@ def push(
         settings=settings,
     )
     parts = writers or spark.sparkContext.defaultParallelism
-    counts = rows.repartition(parts).mapInArrow(lambda batches: push_batches(batches, spec), COUNTS_SCHEMA).agg(
+    counts = rows.coalesce(parts).mapInArrow(lambda batches: push_batches(batches, spec), COUNTS_SCHEMA).agg(
         *[F.sum(c).alias(c) for c in ("written", "skipped", "failed")],
         F.first("error", ignorenulls=True).alias("error"),
     ).first()
