@@ -154,68 +154,64 @@ def test_keys_the_server_refuses_are_counted_failed_and_a_rerun_writes_them(spar
         assert assert_feast_serves_latest(spark, fs, data) == 120
 
 
-def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_path, monkeypatch):
-    """After its retries a pipeline's keys, and every later key of the partition, count as failed."""
+def _rate_batch(first: int, size: int):
+    """``size`` rows of a one-feature view in the push's input form (keys, ``__ts_us``, features)."""
     import numpy as np
     import pyarrow as pa
 
+    ids = np.arange(first, first + size)
+    return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
+                                       "rate": pa.array(ids / 7.0)})
+
+
+def _rate_spec(port: int):
     from featurestore_spark.online import redis_push
     from featurestore_spark.online.settings import RedisSettings
+
+    return redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),), features=(("rate", "DOUBLE"),),
+                               settings=RedisSettings(nodes=(("127.0.0.1", port),)))
+
+
+def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_path, monkeypatch):
+    """After its retries a pipeline's keys, and every later key of the partition, count as failed."""
+    from featurestore_spark.online import redis_push
 
     monkeypatch.setattr(redis_push, "RETRIES", 2)  # keep the test short: 0.05 s + 0.1 s of backoff
     monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.05)
     port = PORT_BASE + 50
     size = redis_push.KEYS_PER_PIPELINE
 
-    def batch(first: int) -> pa.RecordBatch:
-        ids = np.arange(first, first + size)
-        return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
-                                           "rate": pa.array(ids / 7.0)})
-
     with redis_server(port, tmp_path / "down"):
         def batches():
-            yield batch(0)
+            yield _rate_batch(0, size)
             wait_for_keys(redis.Redis(port=port), size)  # the writer sends from a thread: let batch 0 land
             redis.Redis(port=port).shutdown(nosave=True)
-            yield batch(size)
-            yield batch(2 * size)
+            yield _rate_batch(size, size)
+            yield _rate_batch(2 * size, size)
 
-        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
-                                   features=(("rate", "DOUBLE"),), settings=RedisSettings(nodes=(("127.0.0.1", port),)))
-        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+        counts = list(redis_push.push_batches(batches(), _rate_spec(port)))[0].to_pydict()
     assert counts == {"written": [size], "skipped": [0], "failed": [2 * size],
                       "error": [f"no answer from Redis at 127.0.0.1:{port}/0 after 2 retries"]}
 
 
 def test_calls_answered_noscript_are_sent_again_with_the_script_loaded(tmp_path, monkeypatch):
     """The script cache emptied mid-push (SCRIPT FLUSH, a restart): NOSCRIPT answers are resent, none fail."""
-    import numpy as np
-    import pyarrow as pa
-
     from featurestore_spark.online import redis_push
-    from featurestore_spark.online.settings import RedisSettings
 
     monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.01)
     port = PORT_BASE + 60
     size = redis_push.KEYS_PER_PIPELINE
 
-    def batch(first: int) -> pa.RecordBatch:
-        ids = np.arange(first, first + size)
-        return pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 1_000_000),
-                                           "rate": pa.array(ids / 7.0)})
-
     with redis_server(port, tmp_path / "noscript"):
         client = redis.Redis(port=port)
 
         def batches():
-            yield batch(0)
+            yield _rate_batch(0, size)
             wait_for_keys(client, size)
             client.script_flush()
-            yield batch(size)
+            yield _rate_batch(size, size)
 
-        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
-                                   features=(("rate", "DOUBLE"),), settings=RedisSettings(nodes=(("127.0.0.1", port),)))
-        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+        counts = list(redis_push.push_batches(batches(), _rate_spec(port)))[0].to_pydict()
         assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         assert client.dbsize() == 2 * size
 
