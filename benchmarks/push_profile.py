@@ -1,19 +1,24 @@
 """Profile the Redis push alone: ``push_batches`` in one process (no Spark), client time vs server time.
 
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --port 6379 [--profile]
+    .venv/bin/python benchmarks/push_profile.py --keys 200000 --cluster 7400   # a throw-away 3-master cluster
 
 Prints keys/s, the client's CPU time (encoding, packing, the sending thread), the server's time in
 the script and in the HGET and HSET it calls (``INFO commandstats``) and, with --profile, the top of
-a cProfile of the client. Uses database 8, flushed before and after.
+a cProfile of the client. Uses database 8 of a single server (or a throw-away cluster), flushed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -46,35 +51,54 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=200_000)
     p.add_argument("--port", type=int, default=6379)
+    p.add_argument("--cluster", type=int, metavar="FIRST_PORT",
+                   help="start a local 3-master Redis Cluster on FIRST_PORT.. (as the tests do) and push to it")
     p.add_argument("--profile", action="store_true",
                    help="also print a cProfile of the main thread (encoding, packing; the sending thread waits)")
     args = p.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.cluster:
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.redis_servers import redis_cluster
+
+            ports = stack.enter_context(redis_cluster(args.cluster, Path(stack.enter_context(tempfile.TemporaryDirectory()))))
+            settings = RedisSettings(nodes=tuple(("127.0.0.1", port) for port in ports), cluster=True)
+            servers = [redis.Redis(port=port) for port in ports]
+        else:
+            settings = RedisSettings(nodes=(("127.0.0.1", args.port),), db=DB)
+            servers = [redis.Redis(port=args.port, db=DB)]
+        run(args, settings, servers)
+
+
+def run(args: argparse.Namespace, settings: RedisSettings, servers: list[redis.Redis]) -> None:
+    """Push ``args.keys`` keys once (and once more under cProfile with --profile); print the figures."""
     spec = PushSpec(project="bench", view="bench_stats", keys=(("driver_id", "INT64"),),
                     features=(("f_float", "FLOAT"), ("f_double", "DOUBLE"), ("f_long", "INT64"),
-                              ("f_count", "INT64"), ("f_label", "STRING")),
-                    settings=RedisSettings(nodes=(("127.0.0.1", args.port),), db=DB))
+                              ("f_count", "INT64"), ("f_label", "STRING")), settings=settings)
     data = batches(args.keys)
-    client = redis.Redis(port=args.port, db=DB)
-    client.flushdb()
-    client.config_resetstat()
+    for server in servers:
+        server.flushdb()
+        server.config_resetstat()
     started, cpu = time.perf_counter(), os.times()
     counts = list(push_batches(iter(data), spec))[0].to_pydict()
     seconds, cpu = time.perf_counter() - started, sum(os.times()[:2]) - sum(cpu[:2])
-    stats = client.info("commandstats")
-    assert counts["written"] == [args.keys] and client.dbsize() == args.keys, counts
+    stats = [server.info("commandstats") for server in servers]
+    assert counts["written"] == [args.keys] and sum(server.dbsize() for server in servers) == args.keys, counts
 
     def per_key(command: str) -> float:
-        return stats.get(f"cmdstat_{command}", {}).get("usec", 0) / args.keys
+        return sum(st.get(f"cmdstat_{command}", {}).get("usec", 0) for st in stats) / args.keys
 
     print(f"{args.keys} keys: {seconds:.2f} s ({args.keys / seconds:,.0f} keys/s); client CPU {cpu / args.keys * 1e6:.2f} "
           f"us/key; server in the script {per_key('evalsha'):.2f} us/key (HGET {per_key('hget'):.2f}, "
           f"HSET {per_key('hset'):.2f})")
     if args.profile:
-        client.flushdb()
+        for server in servers:
+            server.flushdb()
         profiler = cProfile.Profile()
         profiler.runcall(lambda: list(push_batches(iter(data), spec)))
         pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
-    client.flushdb()
+    for server in servers:
+        server.flushdb()
 
 
 if __name__ == "__main__":
