@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from feast import FeatureService
 
@@ -12,8 +13,16 @@ from featurestore_spark.errors import (
     UnknownFeatureError,
     UnknownFeatureViewError,
 )
-from featurestore_spark.offline.pit_join import ViewRequest
-from featurestore_spark.specs import FeatureRef, RepoSpec
+from featurestore_spark.specs import FeatureRef, FeatureViewSpec, RepoSpec
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """The features wanted from one view, and their output column names."""
+
+    view: FeatureViewSpec
+    features: tuple[str, ...]
+    output_names: tuple[str, ...]
 
 
 def parse_refs(repo: RepoSpec, features: object) -> list[FeatureRef]:
