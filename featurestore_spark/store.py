@@ -147,17 +147,9 @@ class FeatureStore:
         settings.check()
         return settings, names
 
-    def explain_historical_features(
-        self,
-        entity_df: object,
-        features: object,
-        full_feature_names: bool = False,
-        filter_by_created_timestamp: bool = False,
-    ) -> str:
-        """What ``get_historical_features`` would do with these inputs, and why (runs the statistics and
-        the bounded lookup probes only, not the join)."""
-        prepared = retrieval.prepare(self.spark, self.repo, entity_df, features, full_feature_names)
-        return retrieval.explain(prepared, filter_by_created_timestamp=filter_by_created_timestamp)
+    def explain_historical_features(self, entity_df: object, features: object, full_feature_names: bool = False) -> str:
+        """What ``get_historical_features`` would do with these inputs, and why (runs the statistics only)."""
+        return retrieval.prepare(self.spark, self.repo, entity_df, features, full_feature_names).plan.explain()
 
     def create_training_set(self, request: object, progress: training.Progress | None = None) -> training.TrainingSetResult:
         """Build a training set from a request and record its manifest.

@@ -1,8 +1,7 @@
 """The engine against the brute-force oracle on random small data (Hypothesis).
 
 Small key and time domains make boundaries, ties, nulls, duplicates and hot keys common;
-random bucket widths make every carry-in path run. Each example runs one of the two strategies
-(windowed range join, lookup), forced.
+random bucket widths make every carry-in path run.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from featurestore_spark.offline import retrieval
-from featurestore_spark.offline.lookup import plan_lookups
 from featurestore_spark.offline.pit_join import point_in_time_join
 from tests.helpers import minutes, repo_of, view_spec, write_delta
 from tests.oracle import OracleView, normalise, pit_join
@@ -65,11 +63,8 @@ def _frames(a_rows, b_rows, e_rows):
     ttl_b=TTL,
     by_created=st.booleans(),
     widths=st.tuples(st.integers(1, 30), st.integers(1, 30)),
-    strategy=st.sampled_from(["window", "lookup"]),
 )
-def test_engine_matches_oracle(
-    spark, tmp_path_factory, a_rows, b_rows, e_rows, dup, ttl_a, ttl_b, by_created, widths, strategy
-):
+def test_engine_matches_oracle(spark, tmp_path_factory, a_rows, b_rows, e_rows, dup, ttl_a, ttl_b, by_created, widths):
     root = tmp_path_factory.mktemp("prop")
     a, b, e = _frames(a_rows, b_rows, e_rows)
     e = pd.concat([e, e.head(dup)], ignore_index=True)  # duplicate entity rows stay duplicates
@@ -85,16 +80,9 @@ def test_engine_matches_oracle(
         dataclasses.replace(g, bucket_width=timedelta(minutes=w)) for g, w in zip(prepared.plan.groups, widths)
     )
     plan = dataclasses.replace(prepared.plan, groups=groups)
-    lookups = None
-    if strategy == "lookup":
-        plan, lookups = plan_lookups(
-            prepared.entity.df, "event_timestamp", prepared.requests, prepared.frames, plan,
-            by_created=by_created, max_work_per_row=float("inf"),
-        )
-        assert len(lookups) == 2 and all(g.lookup.chosen for g in plan.groups)
     got = point_in_time_join(
         prepared.entity.df, "event_timestamp", prepared.requests, prepared.frames, plan,
-        filter_by_created_timestamp=by_created, lookups=lookups,
+        filter_by_created_timestamp=by_created,
     )
     assert got.columns == ["rid", "k", "s", "event_timestamp", "label", "a", "b", "cnt"]
     rows = [r.asDict() for r in got.collect()]

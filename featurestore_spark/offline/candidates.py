@@ -20,8 +20,8 @@ from featurestore_spark.offline.refs import ViewRequest
 from featurestore_spark.offline.sources import CREATED, TS, key_col, ranking
 
 BUCKET, VIS = "__bucket", "__vis"
-#: Per key of the entity side: first and last event time (micros) and number of rows.
-LO, HI, ROWS = "__lo", "__hi", "__n"
+#: Per key of the entity side: first and last event time (micros).
+LO, HI = "__lo", "__hi"
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def key_set(
         e_us = micros(F.col(f"`{ts_column}`"))
         ranges = F.broadcast(
             entity.select(*entity_keys, e_us.alias(LO)).groupBy(*keys).agg(
-                F.min(LO).alias(LO), F.max(LO).alias(HI), F.count(F.lit(1)).alias(ROWS)
+                F.min(LO).alias(LO), F.max(LO).alias(HI)
             )
         )
     rows = {
@@ -88,8 +88,7 @@ def _candidates(
     by_created: bool,
     key_ranges: DataFrame | None,
 ) -> DataFrame:
-    """Feature rows that can win: keys, bucket, visibility time, ranking struct (and with key pruning
-    the entity row count of their key)."""
+    """Feature rows that can win: keys, bucket, visibility time and ranking struct."""
     ts, created = F.col(TS), F.col(CREATED)
     # Pruning on the timestamp itself (not its micros) lets Delta skip files by their statistics.
     rows = frame.where(ts <= F.timestamp_micros(F.lit(plan.max_us)))
@@ -104,11 +103,9 @@ def _candidates(
         # "As known at": a row counts once it was both in effect and recorded.
         rows = rows.where(created.isNotNull() & (created <= F.timestamp_micros(F.lit(plan.max_us))))
         visible = F.greatest(ts, created)
-    extra = []
     if key_ranges is not None:
         rows = rows.join(key_ranges, on=keys, how="inner").where(micros(visible) <= F.col(HI))
         if request.view.ttl is not None:
             rows = rows.where(micros(ts) >= F.col(LO) - F.lit(request.view.ttl // timedelta(microseconds=1)))
-        extra = [F.col(ROWS)]
     vis = micros(visible)
-    return rows.select(*keys, bucket(vis, plan, buckets, width), vis.alias(VIS), ranking(request.features).alias("__w"), *extra)
+    return rows.select(*keys, bucket(vis, plan, buckets, width), vis.alias(VIS), ranking(request.features).alias("__w"))

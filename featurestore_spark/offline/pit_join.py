@@ -14,9 +14,6 @@ Ranking struct, greatest wins: (event time, created-is-not-null, created, tie ha
 requested features...). A row is visible to an entity row at time t when its event time
 is <= t and, with ``filter_by_created_timestamp``, its created time is also <= t; it is put
 in the bucket of that visibility time, so a bucket's carry-in is visible to all of it.
-
-A key set whose candidates are few after key pruning takes the lookup strategy instead
-(``lookup.py``): the same candidates and the same ranking struct, without the shuffle.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from featurestore_spark.offline.candidates import BUCKET, VIS, KeySet, bucket, key_set, micros
-from featurestore_spark.offline.lookup import lookup_join, wins
 from featurestore_spark.offline.plan import JoinPlan, group_views
 from featurestore_spark.offline.refs import ViewRequest
 
@@ -43,7 +39,6 @@ def point_in_time_join(
     plan: JoinPlan,
     *,
     filter_by_created_timestamp: bool = False,
-    lookups: dict[tuple[str, ...], DataFrame] | None = None,
 ) -> DataFrame:
     """Join ``requests`` onto ``entity`` point-in-time correctly; lazy, nothing collected.
 
@@ -54,9 +49,6 @@ def point_in_time_join(
         frames: view name -> the view's rows in normal form (``sources.read_view``).
         plan: from ``plan.make_plan`` on the same entity rows.
         filter_by_created_timestamp: also require created time <= entity time.
-        lookups: join keys -> lookup table, for the key sets that take the lookup strategy
-            (``lookup.plan_lookups``, with the same ``filter_by_created_timestamp``); the others
-            take the windowed range join.
 
     Returns:
         The entity columns unchanged and in order, then every requested feature.
@@ -68,16 +60,10 @@ def point_in_time_join(
         group = [by_view[v.name] for v in views]
         names = {(r.view.name, f): f"__f{len(internal) + j}" for j, (r, f) in enumerate(_pairs(group))}
         internal.update(names)
-        ws = wins(group)
+        ws = [f"__w{i}" for i in range(len(group))]
         ks = key_set(entity, ts_column, group, ws, frames, plan, plan.group(keys), filter_by_created_timestamp)
-        table = (lookups or {}).get(keys)
-        if table is not None:
-            latest = lookup_join(out, ts_column, ks, table, ws)
-            kept = [F.col(f"`{c}`") for c in out.columns]
-        else:
-            latest = _running_max(out, entity, ts_column, ks, ws, plan)
-            kept = [F.col(f"{_PAYLOAD}.*")]
-        out = latest.select(*kept, *_outputs(group, ws, names))
+        latest = _running_max(out, entity, ts_column, ks, ws, plan)
+        out = latest.select(F.col(f"{_PAYLOAD}.*"), *_outputs(group, ws, names))
     features = [
         F.col(internal[(r.view.name, f)]).alias(name) for r in requests for f, name in zip(r.features, r.output_names)
     ]

@@ -30,29 +30,6 @@ MIN_BUCKET = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
-class LookupProbe:
-    """What the bounded probe of a key set's pruned candidates found (``lookup.plan_lookups``)."""
-
-    rows: int | None  # candidate feature rows after pruning; None: more than ``max_rows``
-    work: int         # array entries the entity rows would inspect: sum of their keys' candidate counts
-    max_rows: int
-    max_work: int
-
-    @property
-    def chosen(self) -> bool:
-        return self.rows is not None and self.work <= self.max_work
-
-    def explain(self) -> str:
-        if self.rows is None:
-            return f"more than {self.max_rows} candidate feature rows after pruning"
-        verdict = "<=" if self.work <= self.max_work else ">"
-        return (
-            f"{self.rows} candidate feature rows after pruning (<= {self.max_rows}); the entity rows would "
-            f"inspect {self.work} of them in all ({verdict} {self.max_work})"
-        )
-
-
-@dataclass(frozen=True)
 class GroupPlan:
     """How the views sharing one set of join keys are joined."""
 
@@ -64,21 +41,11 @@ class GroupPlan:
     buckets: int
     bucket_width: timedelta
     prune_keys: bool
-    lookup: LookupProbe | None = None  # None: not probed (no key pruning, or only statistics asked for)
 
     def _strategy(self) -> str:
-        if self.lookup is not None and self.lookup.chosen:
-            return (
-                f"lookup: {self.lookup.explain()}: they are broadcast grouped by key and each entity row takes "
-                "the latest one visible at its time, with no shuffle of the entity rows"
-            )
         if self.buckets == 1:
-            window = "windowed range join, one bucket: one running max per key, no carry-in needed"
-        else:
-            window = "windowed range join, bucketed running max + carry-in of the latest row of earlier buckets"
-        if self.lookup is not None:
-            window += f" (lookup not chosen: {self.lookup.explain()})"
-        return window
+            return "one bucket: one running max per key, no carry-in needed"
+        return "bucketed running max + carry-in of the latest row of earlier buckets"
 
     def explain(self) -> str:
         ttls = ", ".join(f"{v} (ttl {t or 'unlimited'})" for v, t in zip(self.views, self.ttls))
@@ -90,7 +57,7 @@ class GroupPlan:
         )
         return (
             f"  keys ({', '.join(self.join_keys)}): {ttls}\n"
-            f"    strategy: {self._strategy()}\n"
+            f"    strategy: windowed range join, {self._strategy()}\n"
             f"    bucket width {self.bucket_width} ({self.buckets} bucket(s) over the entity time range): the "
             f"hottest key holds ~{self.hot_key_share:.2%} of the entity rows, so {self.buckets} bucket(s) keep "
             f"each (key, bucket) within {'an average task' if SPLIT == 1 else f'1/{SPLIT} of a task'}\n"

@@ -10,7 +10,6 @@ from pyspark.sql import functions as F
 
 from featurestore_spark.offline import entity_input, refs, sources
 from featurestore_spark.offline.entity_input import EntityInput
-from featurestore_spark.offline.lookup import plan_lookups
 from featurestore_spark.offline.pit_join import point_in_time_join
 from featurestore_spark.offline.plan import JoinPlan, make_plan
 from featurestore_spark.offline.refs import ViewRequest
@@ -59,27 +58,16 @@ def get_historical_features(
 
 
 def join(p: Prepared, *, filter_by_created_timestamp: bool = False) -> DataFrame:
-    """The lazy point-in-time join of a prepared request (after the lookup probes, which run now)."""
+    """The lazy point-in-time join of a prepared request."""
+    log.info("%s", p.plan.explain())
     if p.plan.entity_rows == 0:
-        log.info("%s", p.plan.explain())
         nulls = [
             F.lit(None).cast(r.view.feature(f).spark_type).alias(name)  # type: ignore[union-attr]
             for r in p.requests
             for f, name in zip(r.features, r.output_names)
         ]
         return p.entity.df.select("*", *nulls)
-    plan, lookups = _probe(p, filter_by_created_timestamp)
-    log.info("%s", plan.explain())
     return point_in_time_join(
-        p.entity.df, p.entity.timestamp_column, p.requests, p.frames, plan,
-        filter_by_created_timestamp=filter_by_created_timestamp, lookups=lookups,
+        p.entity.df, p.entity.timestamp_column, p.requests, p.frames, p.plan,
+        filter_by_created_timestamp=filter_by_created_timestamp,
     )
-
-
-def explain(p: Prepared, *, filter_by_created_timestamp: bool = False) -> str:
-    """The plan of a prepared request, with its lookup probes run."""
-    return _probe(p, filter_by_created_timestamp)[0].explain()
-
-
-def _probe(p: Prepared, by_created: bool) -> tuple[JoinPlan, dict[tuple[str, ...], DataFrame]]:
-    return plan_lookups(p.entity.df, p.entity.timestamp_column, p.requests, p.frames, p.plan, by_created=by_created)
