@@ -1,8 +1,8 @@
-"""The feature rows of one key set that can win for some entity row, as both join strategies read them.
+"""The feature rows of one key set that can win for some entity row (the join's candidates).
 
 Per view: rows within [first entity time - ttl, last entity time]; with key pruning also within that
-range *of their own key* (a broadcast of key -> first and last entity time and entity row count), which
-drops the rows of keys the entity side lacks. Each row carries its keys, its bucket, its visibility
+range *of their own key* (a broadcast of key -> first and last entity time), which drops the rows of
+keys the entity side lacks. Each row carries its keys, its bucket, its visibility
 time (event time, or with ``filter_by_created_timestamp`` the later of event and created time) and its
 ranking struct (``sources.ranking``), whose ``max`` is the winner.
 """
@@ -33,7 +33,6 @@ class KeySet:
     buckets: int
     width_us: int
     rows: dict[str, DataFrame]      # win column (__w0..) -> that view's candidates; ranking struct in it
-    key_ranges: DataFrame | None    # present when the plan prunes by key
 
 
 def micros(col: Column) -> Column:
@@ -65,6 +64,8 @@ def key_set(
     entity_keys = [F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, types, keys)]
     ranges = None
     if gplan.prune_keys:
+        # Each key's entity time range, broadcast: feature rows of keys the entity side lacks, or
+        # outside [first entity time - ttl, last entity time] of their key, can never win.
         e_us = micros(F.col(f"`{ts_column}`"))
         ranges = F.broadcast(
             entity.select(*entity_keys, e_us.alias(LO)).groupBy(*keys).agg(
@@ -75,7 +76,7 @@ def key_set(
         w: _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, ranges).withColumnRenamed("__w", w)
         for w, r in zip(wins, group)
     }
-    return KeySet(keys=keys, entity_keys=entity_keys, buckets=buckets, width_us=width, rows=rows, key_ranges=ranges)
+    return KeySet(keys=keys, entity_keys=entity_keys, buckets=buckets, width_us=width, rows=rows)
 
 
 def _candidates(
