@@ -237,25 +237,42 @@ class _Writer:
             return self.client
         return self.client.get_redis_connection(self.client.nodes_manager.get_node_from_slot(slot))
 
-    def _send(self, node: redis.Redis, calls: Sequence[_Call]) -> list:
-        """Send ``calls`` in one write on a connection of ``node`` and read their answers; an error
-        answer is returned, not raised (redis-py's connection does AUTH, TLS and SELECT)."""
-        if id(node) not in self.loaded:
-            node.script_load(self.script)
-            self.loaded.add(id(node))
-        pool = node.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command([b"".join(c.command for c in calls)])  # a list of chunks: one chunk
-            answers = []
-            for _ in calls:
-                try:
-                    answers.append(conn.read_response())
-                except redis.ResponseError as exc:
-                    answers.append(exc)
-            return answers
-        finally:
-            pool.release(conn)  # a connection lost midway was closed by redis-py: it reconnects on next use
+    def _send(self, groups: list[tuple[redis.Redis, list[_Call]]]) -> list[tuple[list[_Call], list | Exception]]:
+        """Send each node's calls in one write on a connection of that node, to every node before reading
+        any answer (the masters of a cluster work at the same time), then read them. Per node: its
+        answers, an error answer returned and not raised, or the exception that lost the node (a lost
+        connection; an error answer to SCRIPT LOAD, after which no call can run). redis-py's connection
+        does AUTH, TLS and SELECT."""
+        results: list[tuple[list[_Call], list | Exception]] = []
+        sent = []
+        for node, calls in groups:
+            conn = None
+            try:
+                if id(node) not in self.loaded:
+                    node.script_load(self.script)
+                    self.loaded.add(id(node))
+                conn = node.connection_pool.get_connection()
+                conn.send_packed_command([b"".join(c.command for c in calls)])  # a list of chunks: one chunk
+            except (*_LOST, redis.ResponseError) as exc:
+                if conn is not None:
+                    node.connection_pool.release(conn)
+                results.append((calls, exc))
+                continue
+            sent.append((node, conn, calls))
+        for node, conn, calls in sent:
+            answers: list = []
+            try:
+                for _ in calls:
+                    try:
+                        answers.append(conn.read_response())
+                    except redis.ResponseError as exc:
+                        answers.append(exc)
+                results.append((calls, answers))
+            except _LOST as exc:
+                results.append((calls, exc))
+            finally:
+                node.connection_pool.release(conn)  # a connection lost midway was closed by redis-py
+        return results
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
         self.failed += sum(c.keys for c in calls)
@@ -281,14 +298,12 @@ class _Writer:
                 node = self._node(call.slot)
                 by_node.setdefault(id(node), (node, []))[1].append(call)
             again: list[_Call] = []
-            for node, group in by_node.values():
-                try:
-                    answers = self._send(node, group)
-                except _LOST:
+            for group, answers in self._send(list(by_node.values())):
+                if isinstance(answers, _LOST):
                     again += group
                     continue
-                except redis.ResponseError as exc:  # e.g. NOPERM or BUSY on SCRIPT LOAD: no call can run
-                    self._fail(group, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+                if isinstance(answers, Exception):  # e.g. NOPERM or BUSY on SCRIPT LOAD
+                    self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
                     continue
                 for call, answer in zip(group, answers):
                     if isinstance(answer, _RESEND):
