@@ -21,22 +21,27 @@ from featurestore_spark.offline.sources import CREATED, TS, key_col, ranking
 
 BUCKET, VIS = "__bucket", "__vis"
 #: Per key of the entity side: first and last event time (micros).
-LO, HI = "__lo", "__hi"
+_LO, _HI = "__lo", "__hi"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KeySet:
     """One key set's side of the join: entity key columns, buckets, and each view's candidate rows."""
 
-    keys: list[str]                 # __k0.. in the candidates and in ``entity_keys``' aliases
-    entity_keys: list[Column]       # the entity's join-key columns, cast to the views' key types
+    keys: tuple[str, ...]            # __k0.. in the candidates and in ``entity_keys``' aliases
+    entity_keys: tuple[Column, ...]  # the entity's join-key columns, cast to the views' key types
     buckets: int
     width_us: int
-    rows: dict[str, DataFrame]      # win column (__w0..) -> that view's candidates; ranking struct in it
+    rows: dict[str, DataFrame]       # win column (__w0.., in view order) -> that view's candidates
 
 
 def micros(col: Column) -> Column:
+    """Microseconds since the epoch of a timestamp column."""
     return F.unix_micros(col.cast("timestamp"))
+
+
+def ttl_micros(ttl: timedelta) -> int:
+    return ttl // timedelta(microseconds=1)
 
 
 def bucket(us: Column, plan: JoinPlan, buckets: int, width: int) -> Column:
@@ -50,31 +55,31 @@ def key_set(
     entity: DataFrame,
     ts_column: str,
     group: list[ViewRequest],
-    wins: list[str],
     frames: dict[str, DataFrame],
     plan: JoinPlan,
     gplan: GroupPlan,
     by_created: bool,
 ) -> KeySet:
-    """The candidates of every view of one key set (lazy), named by ``wins`` in view order."""
-    keys = [key_col(i) for i in range(len(gplan.join_keys))]
+    """The candidates of every view of one key set (lazy); the ranking struct of the i-th view is ``__w{i}``."""
+    keys = tuple(key_col(i) for i in range(len(gplan.join_keys)))
     width = max(1, gplan.bucket_width // timedelta(microseconds=1))
     buckets = bucket_count(plan.min_us, plan.max_us, width)
     types = [k.spark_type for k in group[0].view.join_keys]
-    entity_keys = [F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, types, keys)]
+    entity_keys = tuple(F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, types, keys))
     ranges = None
     if gplan.prune_keys:
         # Each key's entity time range, broadcast: feature rows of keys the entity side lacks, or
         # outside [first entity time - ttl, last entity time] of their key, can never win.
         e_us = micros(F.col(f"`{ts_column}`"))
         ranges = F.broadcast(
-            entity.select(*entity_keys, e_us.alias(LO)).groupBy(*keys).agg(
-                F.min(LO).alias(LO), F.max(LO).alias(HI)
+            entity.select(*entity_keys, e_us.alias(_LO)).groupBy(*keys).agg(
+                F.min(_LO).alias(_LO), F.max(_LO).alias(_HI)
             )
         )
     rows = {
-        w: _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, ranges).withColumnRenamed("__w", w)
-        for w, r in zip(wins, group)
+        f"__w{i}": _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, ranges)
+        .withColumnRenamed("__w", f"__w{i}")
+        for i, r in enumerate(group)
     }
     return KeySet(keys=keys, entity_keys=entity_keys, buckets=buckets, width_us=width, rows=rows)
 
@@ -82,7 +87,7 @@ def key_set(
 def _candidates(
     frame: DataFrame,
     request: ViewRequest,
-    keys: list[str],
+    keys: tuple[str, ...],
     plan: JoinPlan,
     buckets: int,
     width: int,
@@ -94,8 +99,7 @@ def _candidates(
     # Pruning on the timestamp itself (not its micros) lets Delta skip files by their statistics.
     rows = frame.where(ts <= F.timestamp_micros(F.lit(plan.max_us)))
     if request.view.ttl is not None:
-        ttl_us = int(request.view.ttl.total_seconds() * 1_000_000)
-        rows = rows.where(ts >= F.timestamp_micros(F.lit(plan.min_us - ttl_us)))
+        rows = rows.where(ts >= F.timestamp_micros(F.lit(plan.min_us - ttl_micros(request.view.ttl))))
     for k in keys:
         rows = rows.where(F.col(k).isNotNull())
     rows = rows.where(ts.isNotNull())
@@ -105,8 +109,8 @@ def _candidates(
         rows = rows.where(created.isNotNull() & (created <= F.timestamp_micros(F.lit(plan.max_us))))
         visible = F.greatest(ts, created)
     if key_ranges is not None:
-        rows = rows.join(key_ranges, on=keys, how="inner").where(micros(visible) <= F.col(HI))
+        rows = rows.join(key_ranges, on=list(keys), how="inner").where(micros(visible) <= F.col(_HI))
         if request.view.ttl is not None:
-            rows = rows.where(micros(ts) >= F.col(LO) - F.lit(request.view.ttl // timedelta(microseconds=1)))
+            rows = rows.where(micros(ts) >= F.col(_LO) - F.lit(ttl_micros(request.view.ttl)))
     vis = micros(visible)
     return rows.select(*keys, bucket(vis, plan, buckets, width), vis.alias(VIS), ranking(request.features).alias("__w"))

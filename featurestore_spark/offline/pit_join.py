@@ -14,6 +14,8 @@ Ranking struct, greatest wins: (event time, created-is-not-null, created, tie ha
 requested features...). A row is visible to an entity row at time t when its event time
 is <= t and, with ``filter_by_created_timestamp``, its created time is also <= t; it is put
 in the bucket of that visibility time, so a bucket's carry-in is visible to all of it.
+
+Which feature rows are candidates, and how they are pruned: ``candidates.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline.candidates import BUCKET, VIS, KeySet, bucket, key_set, micros
+from featurestore_spark.offline.candidates import BUCKET, VIS, KeySet, bucket, key_set, micros, ttl_micros
 from featurestore_spark.offline.plan import JoinPlan, group_views
 from featurestore_spark.offline.refs import ViewRequest
 
@@ -60,10 +62,9 @@ def point_in_time_join(
         group = [by_view[v.name] for v in views]
         names = {(r.view.name, f): f"__f{len(internal) + j}" for j, (r, f) in enumerate(_pairs(group))}
         internal.update(names)
-        ws = [f"__w{i}" for i in range(len(group))]
-        ks = key_set(entity, ts_column, group, ws, frames, plan, plan.group(keys), filter_by_created_timestamp)
-        latest = _running_max(out, entity, ts_column, ks, ws, plan)
-        out = latest.select(F.col(f"{_PAYLOAD}.*"), *_outputs(group, ws, names))
+        ks = key_set(entity, ts_column, group, frames, plan, plan.group(keys), filter_by_created_timestamp)
+        latest = _running_max(out, entity, ts_column, ks, plan)
+        out = latest.select(F.col(f"{_PAYLOAD}.*"), *_outputs(group, list(ks.rows), names))
     features = [
         F.col(internal[(r.view.name, f)]).alias(name) for r in requests for f, name in zip(r.features, r.output_names)
     ]
@@ -83,14 +84,12 @@ def _outputs(group: list[ViewRequest], ws: list[str], names: dict[tuple[str, str
         win = F.col(w)
         fresh = win.isNotNull()
         if r.view.ttl is not None:
-            fresh = win["ts"] >= F.col(VIS) - F.lit(int(r.view.ttl.total_seconds() * 1_000_000))
+            fresh = win["ts"] >= F.col(VIS) - F.lit(ttl_micros(r.view.ttl))
         outputs += [F.when(fresh, win[f]).alias(names[(r.view.name, f)]) for f in r.features]
     return outputs
 
 
-def _running_max(
-    current: DataFrame, entity: DataFrame, ts_column: str, ks: KeySet, ws: list[str], plan: JoinPlan
-) -> DataFrame:
+def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeySet, plan: JoinPlan) -> DataFrame:
     """The windowed range join: per entity row its payload (``current`` whole, as a struct), ``__vis``
     and the running ``max`` of each win at that time."""
     keys, buckets, width = ks.keys, ks.buckets, ks.width_us
@@ -108,7 +107,7 @@ def _running_max(
         for w, rows in ks.rows.items():
             maxima = rows.where(F.col(BUCKET) < buckets - 1).groupBy(*keys, BUCKET)
             bucket_maxima.append(maxima.agg(F.max(w).alias(w)))
-    win_types = {w: ks.rows[w].schema[w].dataType for w in ws}
+    win_types = {w: rows.schema[w].dataType for w, rows in ks.rows.items()}
 
     payload_type = ents.schema[_PAYLOAD].dataType
     parts = [_shape(ents, keys, win_types, payload_type)]
@@ -129,7 +128,7 @@ def _running_max(
 
 
 def _carry_in(
-    entity_buckets: DataFrame, bucket_maxima: list[DataFrame], keys: list[str], win_types: dict
+    entity_buckets: DataFrame, bucket_maxima: list[DataFrame], keys: tuple[str, ...], win_types: dict
 ) -> DataFrame:
     """Per (key, bucket) of the entity side: the latest feature row of that key in any earlier bucket."""
     parts = [entity_buckets.select(*keys, BUCKET, F.lit(_CARRY).alias(_KIND), *[F.lit(None).cast(t).alias(w) for w, t in win_types.items()])]
@@ -150,7 +149,7 @@ def _carry_in(
     ).where(F.col(_KIND) == _CARRY).drop(_KIND)
 
 
-def _shape(df: DataFrame, keys: list[str], win_types: dict, payload_type) -> DataFrame:
+def _shape(df: DataFrame, keys: tuple[str, ...], win_types: dict, payload_type) -> DataFrame:
     """Project one part of the union onto the common schema (missing columns as typed nulls)."""
     present = set(df.columns)
 

@@ -30,21 +30,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
+from redis.connection import Connection
 from redis.crc import key_slot
 
 from featurestore_spark.online import redis_layout as L
 from featurestore_spark.online.settings import RedisSettings
 
-#: Keys per script call, and keys per pipeline (one round trip per node).
+#: Keys per script call, and keys per pipeline (one write per node; all nodes answer in one round trip).
 KEYS_PER_CALL = 200
 KEYS_PER_PIPELINE = 1600
 #: Pipelines handed to the sending thread and not yet answered, at most: the partition encodes its
 #: next rows while the server works through these (one at a time, in order).
 PIPELINES_AHEAD = 8
-#: On a Redis Cluster, rows encoded before they are grouped by hash slot into calls: 400k rows give
-#: about 24 keys per call (100k gave 6: 181k-189k keys/s against 193k-200k, 1M keys, three masters;
-#: about 40 MB of encoded rows per writer).
+#: On a Redis Cluster, rows encoded before they are grouped by hash slot into calls, at most: 400k rows
+#: give about 24 keys per call (100k gave 6: 193k-200k keys/s against 181k-189k, 1M keys, three
+#: masters), and at most this many bytes of encoded keys and arguments, so that wide views stay
+#: within memory (the group is held about three times over while its calls are cut: ~200 MB at most).
 CLUSTER_GROUP_ROWS = 400_000
+CLUSTER_GROUP_BYTES = 64 << 20
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
 #: keys a lost attempt had already written are skipped (and counted as skipped). After the last
@@ -242,38 +245,45 @@ class _Writer:
     def _send(self, groups: list[tuple[redis.Redis, list[_Call]]]) -> list[tuple[list[_Call], list | Exception]]:
         """Send each node's calls in one write on a connection of that node, to every node before reading
         any answer (the masters of a cluster work at the same time), then read them. Per node: its
-        answers, an error answer returned and not raised, or the exception that lost the node (a lost
-        connection; an error answer to SCRIPT LOAD, after which no call can run). redis-py's connection
-        does AUTH, TLS and SELECT."""
+        answers (an error answer is an exception in the list, not raised), or the exception that lost
+        the whole node: a lost connection, or an error answer to SCRIPT LOAD, after which no call can
+        run. redis-py's connection does AUTH, TLS and SELECT."""
         results: list[tuple[list[_Call], list | Exception]] = []
-        sent = []
-        for node, calls in groups:
-            conn = None
-            try:
-                if id(node) not in self.loaded:
-                    node.script_load(self.script)
-                    self.loaded.add(id(node))
-                conn = node.connection_pool.get_connection()
-                conn.send_packed_command([b"".join(c.command for c in calls)])  # a list of chunks: one chunk
-            except (*_LOST, redis.ResponseError) as exc:
-                if conn is not None:
-                    node.connection_pool.release(conn)
-                results.append((calls, exc))
-                continue
-            sent.append((node, conn, calls))
-        for node, conn, calls in sent:
-            answers: list = []
-            try:
-                for _ in calls:
-                    try:
-                        answers.append(conn.read_response())
-                    except redis.ResponseError as exc:
-                        answers.append(exc)
-                results.append((calls, answers))
-            except _LOST as exc:
-                results.append((calls, exc))
-            finally:
-                node.connection_pool.release(conn)  # a connection lost midway was closed by redis-py
+        sent: list[tuple[redis.Redis, Connection, list[_Call]]] = []
+        try:
+            for node, calls in groups:
+                conn = None
+                try:
+                    if id(node) not in self.loaded:
+                        node.script_load(self.script)
+                        self.loaded.add(id(node))
+                    conn = node.connection_pool.get_connection()
+                    sent.append((node, conn, calls))
+                    conn.send_packed_command([b"".join(c.command for c in calls)])  # a list of chunks: one chunk
+                except (*_LOST, redis.ResponseError) as exc:
+                    if conn is not None:
+                        sent.pop()
+                        node.connection_pool.release(conn)
+                    results.append((calls, exc))
+            while sent:
+                node, reader, calls = sent[0]
+                answers: list = []
+                try:
+                    for _ in calls:
+                        try:
+                            answers.append(reader.read_response())
+                        except redis.ResponseError as exc:
+                            answers.append(exc)
+                    results.append((calls, answers))
+                except _LOST as exc:
+                    results.append((calls, exc))
+                finally:
+                    sent.pop(0)
+                    node.connection_pool.release(reader)  # a connection lost midway was closed by redis-py
+        finally:
+            for node, left, _ in sent:  # only after an unexpected error: hand the connections back closed
+                left.disconnect()
+                node.connection_pool.release(left)
         return results
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
@@ -346,13 +356,14 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
         return
     # On a cluster a call holds keys of one slot only; grouping more rows at once puts more keys in
     # each of the 16384 slots, so fewer, larger calls (a 10k-row batch gives about one key per call).
-    group_rows = CLUSTER_GROUP_ROWS if writer.cluster else 1
+    group_rows, group_bytes = (CLUSTER_GROUP_ROWS, CLUSTER_GROUP_BYTES) if writer.cluster else (1, 0)
     total = 0
     pending: list[tuple[pa.BinaryArray, pa.BinaryArray]] = []
 
     def send() -> None:
-        writer.write(pa.concat_arrays([k for k, _ in pending]), pa.concat_arrays([a for _, a in pending]))
+        keys, args = pa.concat_arrays([k for k, _ in pending]), pa.concat_arrays([a for _, a in pending])
         pending.clear()
+        writer.write(keys, args)
 
     for batch in batches:
         if batch.num_rows == 0:
@@ -362,7 +373,8 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
                      *(L.encode_values(batch.column(f), dtype) for f, dtype in spec.features))
         pending.append((keys, args))
         total += batch.num_rows
-        if sum(len(k) for k, _ in pending) >= group_rows:
+        if (sum(len(k) for k, _ in pending) >= group_rows
+                or sum(k.nbytes + a.nbytes for k, a in pending) >= group_bytes):
             send()
     if pending:
         send()
