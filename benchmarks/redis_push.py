@@ -4,6 +4,10 @@ One run, one Redis on loopback (database 7 is flushed between contenders), the s
 N entity keys x 5 features (float32, float64, int64, int64, string) in a Delta table.
 
     .venv/bin/python benchmarks/redis_push.py --keys 1000000 --port 6379
+    .venv/bin/python benchmarks/redis_push.py --keys 1000000 --timeline   # also when the server works
+
+With --timeline, each engine run also prints when its first key landed and how busy the server's main
+thread was before and after that (``DBSIZE`` and ``INFO cpu`` polled every 0.1 s from a second connection).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +47,30 @@ bench_stats = FeatureView(
 '''
 
 
+def timeline(port: int, fn) -> None:
+    """Run ``fn`` while polling the server; print when the first key landed and the main thread's load."""
+    samples: list[tuple[float, int, float]] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        c = redis.Redis(port=port, db=DB)
+        while not done.is_set():
+            cpu = c.info("cpu")
+            samples.append((time.perf_counter(), c.dbsize(), cpu["used_cpu_user_main_thread"] + cpu["used_cpu_sys_main_thread"]))
+            time.sleep(0.1)
+
+    t0 = time.perf_counter()
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    fn()
+    done.set()
+    thread.join()
+    first = next((i for i, (_, keys, _) in enumerate(samples) if keys), len(samples) - 1)
+    (ta, _, ca), (tb, _, cb), (tz, _, cz) = samples[0], samples[first], samples[-1]
+    print(f"    timeline: first key after {tb - t0:.1f} s (server {(cb - ca) / max(tb - ta, 1e-9):.0%} busy till then), "
+          f"then the server {(cz - cb) / max(tz - tb, 1e-9):.0%} busy for {tz - tb:.1f} s", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=1_000_000)
@@ -49,6 +78,7 @@ def main() -> None:
     p.add_argument("--feast-max-keys", type=int, default=1_000_000, help="skip Feast above this many keys")
     p.add_argument("--repeat", type=int, default=2,
                    help="runs per contender; the best counts (the first run of a plan shape pays JIT and start-up)")
+    p.add_argument("--timeline", action="store_true", help="print when the engine's first key lands and the server's load")
     args = p.parse_args()
 
     from pyspark.sql import functions as F
@@ -102,7 +132,8 @@ def main() -> None:
 
     print(f"{args.keys} keys x 5 features, Redis on 127.0.0.1:{args.port}")
     materialize_view(spark, store.repo, view, settings, START, START + timedelta(seconds=10))  # warm-up
-    run("engine (materialize_view)", lambda: check(materialize_view(spark, store.repo, view, settings, START, end)))
+    push = lambda: check(materialize_view(spark, store.repo, view, settings, START, end))  # noqa: E731
+    run("engine (materialize_view)", (lambda: timeline(args.port, push)) if args.timeline else push)
 
     rows = spark.read.format("delta").load(path).toArrow()
     keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"},
