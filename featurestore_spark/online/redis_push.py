@@ -205,13 +205,16 @@ class _Writer:
             self.sent.popleft().result()  # raises what the flush raised
 
     def close(self) -> None:
-        """Send what is queued, wait for every answer and close the connections."""
-        if self.queue:
-            self._send_queue()
-        while self.sent:
-            self.sent.popleft().result()
-        self.sender.shutdown()
-        self.client.close()
+        """Send what is queued, wait for every answer and close the connections (also when a
+        pipeline raised: the Python worker may be reused for another task)."""
+        try:
+            if self.queue:
+                self._send_queue()
+            while self.sent:
+                self.sent.popleft().result()
+        finally:
+            self.sender.shutdown(cancel_futures=True)
+            self.client.close()
 
     def _calls(self, keys: pa.BinaryArray, args: pa.BinaryArray) -> list[_Call]:
         """Calls of up to KEYS_PER_CALL rows each (of one hash slot each, on a cluster): each call's
