@@ -56,9 +56,10 @@ def redis_server(port: int, folder: Path, *args: str, tls: bool = False, **ping)
 
 
 @contextmanager
-def redis_cluster(first_port: int, folder: Path, masters: int = 3):
-    """A cluster of ``masters`` primaries (no replicas) on consecutive ports; yields the ports."""
-    ports = [first_port + i for i in range(masters)]
+def redis_cluster(first_port: int, folder: Path, masters: int = 3, replicas: int = 0):
+    """A cluster of ``masters`` primaries with ``replicas`` replicas each, on consecutive ports; yields
+    the ports. With replicas, a node missing for 1 s counts as failed, so that a replica takes over quickly."""
+    ports = [first_port + i for i in range(masters * (1 + replicas))]
     procs = []
     try:
         for port in ports:
@@ -66,12 +67,13 @@ def redis_cluster(first_port: int, folder: Path, masters: int = 3):
             node.mkdir(parents=True, exist_ok=True)
             procs.append(subprocess.Popen(
                 ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-node-timeout", "1000" if replicas else "15000",
                  "--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--appendonly", "no",
                  "--dir", str(node), "--logfile", str(node / "redis.log")], stdout=subprocess.DEVNULL))
         for port in ports:
             _wait(port)
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True)
+                        "--cluster-replicas", str(replicas), "--cluster-yes"], check=True, capture_output=True)
         for _ in range(100):  # every node must see every slot before clients route by it
             states = [redis.Redis(port=p).cluster("info").get("cluster_state") for p in ports]
             if all(s == "ok" for s in states):

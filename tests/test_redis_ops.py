@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -232,3 +233,131 @@ def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix
         redis_settings({"connection_string": "a:1,tls=true"})
     with pytest.raises(ValueError, match=r"redis_type 'redis_sentinel' is not supported; use redis or redis_cluster"):
         redis_settings({"redis_type": "redis_sentinel", "connection_string": "a:1"})
+
+
+def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, monkeypatch):
+    """A resharding under a writer. One slot is handed to another master after the writer read the
+    topology: its old owner answers -MOVED. Another is halfway through a migration: of its keys, an
+    older value of one is still on the old owner, of another already on the new one, the rest are on
+    neither; calls holding them are answered -TRYAGAIN or -ASK. Every key ends with the new value."""
+    import pyarrow as pa
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.helpers import _mmh3
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from redis.cluster import RedisCluster
+    from redis.crc import key_slot
+
+    from featurestore_spark.online import redis_push
+
+    monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.01)
+    size = 20_000  # about 1.2 keys per slot: some slot holds three or more
+    with redis_cluster(PORT_BASE + 70, tmp_path / "resharding") as ports:
+        with pytest.raises(OnlineStoreError, match=rf"^Redis at 127.0.0.1:{ports[0]}/0 is a Redis Cluster node; set "
+                           r"online_store.redis_type: redis_cluster and list the cluster's nodes in connection_string"):
+            redis_settings({"connection_string": f"127.0.0.1:{ports[0]}"}).check()
+        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
+                                   features=(("rate", "DOUBLE"),),
+                                   settings=redis_settings({"redis_type": "redis_cluster",
+                                                            "connection_string": f"127.0.0.1:{ports[0]}"}))
+        keys = [serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=i)]), 3) + b"p"
+                for i in range(size)]
+        slots = [key_slot(k) for k in keys]
+        moved = slots[0]
+        asked = max(set(slots) - {moved}, key=slots.count)
+        ids_asked = [i for i in range(size) if slots[i] == asked]
+        assert len(ids_asked) >= 3 and 0 not in ids_asked
+        older = ids_asked[:2]  # written before, one second older, with another value
+        list(redis_push.push_batches(iter([pa.RecordBatch.from_pydict({
+            "driver_id": pa.array(older, pa.int64()), "__ts_us": pa.array([(i - 1) * 1_000_000 for i in older]),
+            "rate": pa.array([-1.0] * len(older))})]), spec))
+
+        cluster = RedisCluster(host="127.0.0.1", port=ports[0])
+        node = {p: redis.Redis(port=p) for p in ports}
+        ids = {p: node[p].cluster("myid") for p in ports}
+        old = {s: cluster.nodes_manager.get_node_from_slot(s).port for s in (moved, asked)}
+        new = {s: next(p for p in ports if p != old[s]) for s in (moved, asked)}
+
+        def hand_over(slot: int) -> None:  # the target first, then the source, then the others
+            for p in [new[slot], old[slot], *[p for p in ports if p not in (new[slot], old[slot])]]:
+                node[p].cluster("setslot", slot, "node", ids[new[slot]])
+
+        node[new[asked]].cluster("setslot", asked, "importing", ids[old[asked]])
+        node[old[asked]].cluster("setslot", asked, "migrating", ids[new[asked]])
+        node[old[asked]].migrate("127.0.0.1", new[asked], [keys[older[1]]], 0, 5000)
+
+        def batches():  # runs after the writer read the topology: then the moved slot changes hands
+            hand_over(moved)
+            yield _rate_batch(0, size)
+
+        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+        assert counts == {"written": [size], "skipped": [0], "failed": [0], "error": [None]}
+        assert node[new[moved]].cluster("countkeysinslot", moved) == slots.count(moved)
+        assert node[old[asked]].cluster("countkeysinslot", asked) == node[old[asked]].exists(keys[older[0]]) == 1
+        assert node[new[asked]].cluster("countkeysinslot", asked) == len(ids_asked) - 1
+        node[old[asked]].migrate("127.0.0.1", new[asked], [keys[older[0]]], 0, 5000)
+        hand_over(asked)  # the migration ends
+        cluster.nodes_manager.initialize()
+        ts, rate = b"_ts:v", _mmh3("v:rate")
+        got = cluster.pipeline()
+        for k in keys:
+            got.hmget(k, [ts, rate])
+        for i, (stamp, value) in enumerate(got.execute()):
+            assert Value.FromString(value) == Value(double_val=i / 7.0) and Timestamp.FromString(stamp).seconds == i
+        cluster.close()
+
+
+def test_cluster_push_goes_on_after_a_master_fails_over_to_its_replica(tmp_path, monkeypatch):
+    """A master is shut down between two pipelines of a writer: its calls find the connection lost,
+    wait, read the topology again and go to the replica once it has taken over. Nothing fails, and
+    every key holds its value (the replica had caught up before the master went: Redis replicates
+    asynchronously, so a key written just before would be lost with the master, until a rerun)."""
+    from feast.infra.online_stores.helpers import _mmh3
+    from feast.protos.feast.types.Value_pb2 import Value
+    from redis.cluster import RedisCluster
+
+    from featurestore_spark.online import redis_push
+    from featurestore_spark.online.redis_layout import encode_entity_keys
+
+    monkeypatch.setattr(redis_push, "CLUSTER_GROUP_ROWS", 1000)  # the writer sends as the batches come
+    size = 5000
+    with redis_cluster(PORT_BASE + 80, tmp_path / "failover", replicas=1) as ports:
+        settings = redis_settings({"redis_type": "redis_cluster",
+                                   "connection_string": ",".join(f"127.0.0.1:{p}" for p in ports)})
+        spec = redis_push.PushSpec(project="p", view="v", keys=(("driver_id", "INT64"),),
+                                   features=(("rate", "DOUBLE"),), settings=settings)
+        cluster = RedisCluster(host="127.0.0.1", port=ports[0])
+        victim = cluster.nodes_manager.get_node_from_slot(0)
+        masters = cluster.get_primaries()
+
+        def caught_up() -> bool:  # every replica has all of its master's writes
+            for m in masters:
+                info = redis.Redis(port=m.port).info("replication")
+                if info["connected_slaves"] < 1 or info["slave0"]["offset"] != info["master_repl_offset"]:
+                    return False
+            return True
+
+        def batches():
+            yield _rate_batch(0, size)
+            for _ in range(200):  # the writer holds back less than a pipeline's keys until more come
+                if sum(redis.Redis(port=m.port).dbsize() for m in masters) >= size - redis_push.KEYS_PER_PIPELINE:
+                    break
+                time.sleep(0.05)
+            for _ in range(200):
+                if caught_up():
+                    break
+                time.sleep(0.05)
+            redis.Redis(port=victim.port).shutdown(nosave=True)
+            yield _rate_batch(size, size)
+
+        counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
+        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
+        cluster.nodes_manager.initialize()
+        assert cluster.nodes_manager.get_node_from_slot(0).port != victim.port  # a replica took slot 0 over
+        got = cluster.pipeline()
+        for k in encode_entity_keys({"driver_id": _rate_batch(0, 2 * size).column("driver_id")},
+                                    {"driver_id": "INT64"}, "p").to_pylist():
+            got.hget(k, _mmh3("v:rate"))
+        assert [Value.FromString(v).double_val for v in got.execute()] == [i / 7.0 for i in range(2 * size)]
+        cluster.close()

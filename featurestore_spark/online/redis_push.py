@@ -116,11 +116,13 @@ def newer_wins(m: int) -> str:
 COUNTS_SCHEMA = "written long, skipped long, failed long, error string"
 _COUNTS = pa.schema([("written", pa.int64()), ("skipped", pa.int64()), ("failed", pa.int64()), ("error", pa.string())])
 
-# Answers after which a call is sent again (to the right node, with the script loaded) rather
-# than counted as failed: a slot moved, the script cache was emptied by a restart, a failover.
-_RESEND = (redis.exceptions.MovedError, redis.exceptions.AskError, redis.exceptions.NoScriptError,
-           redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
+# Answers after which a call is sent again after a pause (with the script loaded, to the node that
+# then owns its slot) rather than counted as failed: the script cache was emptied by a restart, a
+# multi-key call met a slot halfway through a migration, a failover. -MOVED and -ASK are followed
+# at once (see ``_Writer.flush``).
+_RESEND = (redis.exceptions.NoScriptError, redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
 _LOST = (redis.ConnectionError, redis.TimeoutError)
+_MIGRATING = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
 
 
 @dataclass(frozen=True)
@@ -134,11 +136,26 @@ class PushSpec:
     settings: RedisSettings
 
 
+_ASKING = b"*1\r\n$6\r\nASKING\r\n"
+
+
 @dataclass
 class _Call:
     slot: int
     keys: int  # how many
     command: bytes  # the whole EVALSHA command in RESP
+    rows: "_Rows"  # where its keys and arguments came from, to cut it into one call per key
+    start: int
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """RESP bulk strings of some rows' keys and of their arguments: data buffers and row offsets."""
+
+    key_data: memoryview
+    key_at: np.ndarray
+    arg_data: memoryview
+    arg_at: np.ndarray
 
 
 def _bulk(*columns: pa.Array) -> pa.BinaryArray:
@@ -227,52 +244,70 @@ class _Writer:
             cuts = [0, *(np.flatnonzero(np.diff(slots)) + 1).tolist(), n]
         else:
             slots, cuts = np.zeros(n, dtype=np.int32), [0, n]
-        key_data, key_at = _rows(_bulk(keys))
-        arg_data, arg_at = _rows(args)
-        calls = []
-        for a, b in zip(cuts, cuts[1:]):
-            for start in range(a, b, KEYS_PER_CALL):
-                stop = min(b, start + KEYS_PER_CALL)
-                size = stop - start
-                command = (f"*{self.argc + size * self.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{self.sha}\r\n"
-                           f"${len(str(size))}\r\n{size}\r\n").encode()
-                calls.append(_Call(int(slots[start]), size, b"".join((
-                    command, key_data[key_at[start]:key_at[stop]], self.head, arg_data[arg_at[start]:arg_at[stop]]))))
-        return calls
+        rows = _Rows(*_rows(_bulk(keys)), *_rows(args))
+        return [self._call(rows, int(slots[start]), start, min(b, start + KEYS_PER_CALL))
+                for a, b in zip(cuts, cuts[1:]) for start in range(a, b, KEYS_PER_CALL)]
+
+    def _call(self, rows: _Rows, slot: int, start: int, stop: int) -> _Call:
+        """The script call for rows ``start`` to ``stop`` of ``rows``: slices of their data, no copy per row."""
+        size = stop - start
+        command = (f"*{self.argc + size * self.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{self.sha}\r\n"
+                   f"${len(str(size))}\r\n{size}\r\n").encode()
+        return _Call(slot, size, b"".join((command, rows.key_data[rows.key_at[start]:rows.key_at[stop]], self.head,
+                                           rows.arg_data[rows.arg_at[start]:rows.arg_at[stop]])), rows, start)
+
+    def _one_by_one(self, call: _Call) -> list[tuple[_Call, None]]:
+        """``call`` cut into one call per key, each routed by its slot."""
+        return [(self._call(call.rows, call.slot, i, i + 1), None) for i in range(call.start, call.start + call.keys)]
 
     def _node(self, slot: int) -> redis.Redis:
         if not self.cluster:
             return self.client
         return self.client.get_redis_connection(self.client.nodes_manager.get_node_from_slot(slot))
 
-    def _send(self, groups: list[tuple[redis.Redis, list[_Call]]]) -> list[tuple[list[_Call], list | Exception]]:
+    def _node_at(self, address: tuple[str, int], slot: int) -> redis.Redis:
+        """The client of the node at ``address`` (an -ASK target), or of the slot's owner if the
+        topology, read again, still does not know that node."""
+        node = self.client.get_node(host=address[0], port=address[1])
+        if node is None:
+            self.client.nodes_manager.initialize()
+            node = self.client.get_node(host=address[0], port=address[1])
+        return self._node(slot) if node is None else self.client.get_redis_connection(node)
+
+    def _send(
+        self, groups: list[tuple[redis.Redis, list[_Call], bool]]
+    ) -> list[tuple[list[_Call], list | Exception]]:
         """Send each node's calls in one write on a connection of that node, to every node before reading
         any answer (the masters of a cluster work at the same time), then read them. Per node: its
         answers (an error answer is an exception in the list, not raised), or the exception that lost
         the whole node: a lost connection, or an error answer to SCRIPT LOAD, after which no call can
-        run. redis-py's connection does AUTH, TLS and SELECT."""
+        run. A group flagged ``asking`` goes to a slot's importing node: ASKING precedes each call.
+        redis-py's connection does AUTH, TLS and SELECT."""
         results: list[tuple[list[_Call], list | Exception]] = []
-        sent: list[tuple[redis.Redis, Connection, list[_Call]]] = []
+        sent: list[tuple[redis.Redis, Connection, list[_Call], bool]] = []
         try:
-            for node, calls in groups:
+            for node, calls, asking in groups:
                 conn = None
                 try:
                     if id(node) not in self.loaded:
                         node.script_load(self.script)
                         self.loaded.add(id(node))
                     conn = node.connection_pool.get_connection()
-                    sent.append((node, conn, calls))
-                    conn.send_packed_command([b"".join(c.command for c in calls)])  # a list of chunks: one chunk
+                    sent.append((node, conn, calls, asking))
+                    prefix = _ASKING if asking else b""
+                    conn.send_packed_command([b"".join(prefix + c.command for c in calls)])  # one chunk
                 except (*_LOST, redis.ResponseError) as exc:
                     if conn is not None:
                         sent.pop()
                         node.connection_pool.release(conn)
                     results.append((calls, exc))
             while sent:
-                node, reader, calls = sent[0]
+                node, reader, calls, asking = sent[0]
                 answers: list = []
                 try:
                     for _ in calls:
+                        if asking:
+                            reader.read_response()  # +OK to ASKING
                         try:
                             answers.append(reader.read_response())
                         except redis.ResponseError as exc:
@@ -284,7 +319,7 @@ class _Writer:
                     sent.pop(0)
                     node.connection_pool.release(reader)  # a connection lost midway was closed by redis-py
         finally:
-            for node, left, _ in sent:  # only after an unexpected error: hand the connections back closed
+            for node, left, _, _ in sent:  # only after an unexpected error: hand the connections back closed
                 left.disconnect()
                 node.connection_pool.release(left)
         return results
@@ -294,35 +329,58 @@ class _Writer:
         self.error = self.error or reason
 
     def flush(self, calls: list[_Call]) -> None:
-        """Send ``calls`` (one pipeline per node), resending what was lost; count every key."""
+        """Send ``calls`` (one pipeline per node), resending what was lost or redirected; count every key.
+
+        A cluster's redirects are followed at once: after -MOVED (the slot has a new owner) the
+        topology is read again. A call of several keys answered -ASK or -TRYAGAIN has met a slot
+        being migrated, whose keys may sit on either node: it is cut into one call per key. A key
+        answered -ASK (not on its owner any more) goes to the importing node, preceded by ASKING.
+        What was lost, refused for now (TRYAGAIN, CLUSTERDOWN) or found the script cache empty waits
+        out a backoff first."""
         if self.broken:
             self._fail(calls, self.error or "an earlier pipeline failed")
             return
-        pending = calls
-        for attempt in range(RETRIES + 1):
-            if attempt:
-                time.sleep(FIRST_PAUSE_SECONDS * 2 ** (attempt - 1))
+        pending: list[tuple[_Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
+        pauses = 0
+        wait = refresh = False
+        for _ in range(RETRIES + 1):
+            if wait:
+                time.sleep(FIRST_PAUSE_SECONDS * 2 ** pauses)
+                pauses += 1
                 self.loaded.clear()
-                if self.cluster:
-                    try:
-                        self.client.nodes_manager.initialize()
-                    except _LOST + (redis.exceptions.RedisClusterException,):
-                        continue  # every node still unreachable: wait longer
-            by_node: dict[int, tuple[redis.Redis, list[_Call]]] = {}
-            for call in pending:
-                node = self._node(call.slot)
-                by_node.setdefault(id(node), (node, []))[1].append(call)
-            again: list[_Call] = []
-            for group, answers in self._send(list(by_node.values())):
+            if self.cluster and (wait or refresh):
+                try:
+                    self.client.nodes_manager.initialize()
+                except _LOST + (redis.exceptions.RedisClusterException,):
+                    wait = True
+                    continue  # every node still unreachable: wait longer
+            groups: dict[tuple[int, bool], tuple[redis.Redis, list[_Call], bool]] = {}
+            for call, target in pending:
+                node = self._node(call.slot) if target is None else self._node_at(target, call.slot)
+                groups.setdefault((id(node), target is not None), (node, [], target is not None))[1].append(call)
+            again: list[tuple[_Call, tuple[str, int] | None]] = []
+            wait = refresh = False
+            for group, answers in self._send(list(groups.values())):
                 if isinstance(answers, _LOST):
-                    again += group
+                    again += [(c, None) for c in group]
+                    wait = True
                     continue
                 if isinstance(answers, Exception):  # e.g. NOPERM or BUSY on SCRIPT LOAD
                     self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
                     continue
                 for call, answer in zip(group, answers):
-                    if isinstance(answer, _RESEND):
-                        again.append(call)
+                    if isinstance(answer, _MIGRATING) and call.keys > 1:
+                        # Its slot is being migrated: the keys may be on either node, and neither takes
+                        # a call holding keys it lacks; each key alone can be served or redirected.
+                        again += self._one_by_one(call)
+                    elif isinstance(answer, redis.exceptions.AskError):
+                        again.append((call, answer.node_addr))
+                    elif isinstance(answer, redis.exceptions.MovedError):
+                        again.append((call, None))
+                        refresh = True
+                    elif isinstance(answer, _RESEND):
+                        again.append((call, None))
+                        wait = True
                     elif isinstance(answer, Exception):
                         self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
                     else:
@@ -331,7 +389,7 @@ class _Writer:
             if not pending:
                 return
         self.broken = True
-        self._fail(pending, f"no answer from Redis at {self.address} after {RETRIES} retries")
+        self._fail([c for c, _ in pending], f"no answer from Redis at {self.address} after {RETRIES} retries")
 
 
 def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]]) -> tuple[int, int, str | None]:

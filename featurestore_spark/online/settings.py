@@ -96,6 +96,7 @@ class RedisSettings:
         try:
             client = self.client()
             client.ping()
+            clustered = not self.cluster and _cluster_enabled(client)
             client.close()
         except redis.AuthenticationError:
             raise OnlineStoreError(f"Redis at {self.address} refused the credentials; check the username and "
@@ -105,6 +106,16 @@ class RedisSettings:
             hint = " (a TLS server: check ssl=true and ssl_ca_certs)" if "SSL" in str(exc) else ""
             raise OnlineStoreError(f"cannot reach Redis at {self.address}: {type(exc).__name__}{hint}; is the "
                                    "server up and online_store.connection_string right?") from None
+        if clustered:  # each call would be refused: its keys hash to many slots of several masters
+            raise OnlineStoreError(f"Redis at {self.address} is a Redis Cluster node; set online_store.redis_type: "
+                                   "redis_cluster and list the cluster's nodes in connection_string")
+
+
+def _cluster_enabled(client: redis.Redis) -> bool:
+    try:
+        return bool(client.info("cluster").get("cluster_enabled"))
+    except redis.ResponseError:  # INFO renamed or forbidden by the server's ACL: assume a plain server
+        return False
 
 
 def redis_settings(online_store: dict) -> RedisSettings:
