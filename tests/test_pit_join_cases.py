@@ -103,6 +103,29 @@ def test_pandas_sql_and_delta_entity_inputs(spark, repo, tmp_path):
     assert retrieval.get_historical_features(spark, repo, sql, ["stats:rate"]).first()["rate"] == 0.0
 
 
+def test_entity_rows_that_change_after_the_call_are_pinned_or_refused(spark, repo, tmp_path):
+    """The plan's statistics read the entity rows at the call, the join at the action. A Delta path is
+    read at the version current at the call. A DataFrame over the same table, appended to in between
+    with a row later than any the plan saw, fails at the action: its feature rows after minute 4 were
+    pruned by the plan, so the row would silently get the value of minute 0 instead of minute 20's."""
+    path = str(tmp_path / "ents")
+    schema = "driver_id long, event_timestamp timestamp"
+    write_delta(spark, pd.DataFrame({"driver_id": [1], "event_timestamp": [minutes(4)]}), path, schema)
+    by_path = retrieval.get_historical_features(spark, repo, path, ["stats_forever:rate"])
+    by_frame = retrieval.get_historical_features(spark, repo, spark.read.format("delta").load(path),
+                                                 ["stats_forever:rate"])
+    spark.createDataFrame(pd.DataFrame({"driver_id": [1], "event_timestamp": [minutes(25)]}), schema).write.format(
+        "delta").mode("append").save(path)
+    assert [tuple(r) for r in by_path.collect()] == [(1, minutes(4).replace(tzinfo=None), 0.0)]
+    with pytest.raises(Exception, match=r"the entity rows changed after get_historical_features planned the join: "
+                       r"a row has event_timestamp = 2026-03-01 00:25:00, outside the range the plan saw "
+                       r"\(2026-03-01 00:04:00\+00:00 \.\. 2026-03-01 00:04:00\+00:00\); the entity rows must "
+                       r"be the same at the action as at the call: pass a Delta path or table name"):
+        by_frame.collect()
+    again = retrieval.get_historical_features(spark, repo, path, ["stats_forever:rate"])
+    assert sorted(r["rate"] for r in again.collect()) == [0.0, 0.3]
+
+
 def test_exact_ties_are_settled_the_same_way_whatever_the_file_layout(spark, tmp_path):
     rows = pd.DataFrame({
         "driver_id": [7] * 6, "ts": [minutes(0)] * 6, "created": [minutes(0)] * 6, "rate": [float(i) for i in range(6)],

@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 
 import pandas as pd
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from featurestore_spark.delta_io import read_delta
+from featurestore_spark.delta_io import latest_version, read_delta
 from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, TimestampTypeError
 from featurestore_spark.specs import FeatureViewSpec
 
@@ -36,7 +37,7 @@ class EntityInput:
 def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
     """Read ``entity_df`` (Spark DataFrame, pandas DataFrame, SQL text, Delta path or table name).
 
-    Naive pandas datetimes are read as UTC instants.
+    Naive pandas datetimes are read as UTC instants; a Delta table at its current version.
     """
     if isinstance(entity_df, DataFrame):
         return entity_df
@@ -45,11 +46,22 @@ def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
     if isinstance(entity_df, str):
         if _SQL.match(entity_df):
             return spark.sql(entity_df)
-        return read_delta(spark, entity_df, what="entity_df")
+        return _pinned(spark, entity_df, read_delta(spark, entity_df, what="entity_df"))
     raise TypeError(
         f"entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL query or a Delta path/table name, "
         f"not {type(entity_df).__name__}"
     )
+
+
+def _pinned(spark: SparkSession, location: str, df: DataFrame) -> DataFrame:
+    """The Delta table at ``location`` at its current version: the plan's statistics and the join must
+    read the same rows, even if the table is appended to between the call and the action that runs the
+    join. ``df`` itself for a catalog table that is not Delta (it has no versions)."""
+    try:
+        version = latest_version(spark, location, what="entity_df")
+    except AnalysisException:
+        return df
+    return read_delta(spark, location, what="entity_df", version=version)
 
 
 def _pandas_as_utc(pdf: pd.DataFrame) -> pd.DataFrame:

@@ -20,6 +20,7 @@ Which feature rows are candidates, and how they are pruned: ``candidates.py``.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
@@ -95,11 +96,26 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
     keys, buckets, width = ks.keys, ks.buckets, ks.width_us
     e_us = micros(F.col(f"`{ts_column}`"))
     entity_bucket = bucket(e_us, plan, buckets, width)
+    # The plan (the feature rows' time pruning above all) holds for the entity rows its statistics saw.
+    # If they changed before this runs (a table appended to between get_historical_features and the
+    # action), a row outside their time range could silently miss its features: fail instead.
+    seen = F.lit(_utc_text(plan.min_us)), F.lit(_utc_text(plan.max_us))
+    checked_us = F.when(
+        e_us.isNull() | (e_us < F.lit(plan.min_us)) | (e_us > F.lit(plan.max_us)),
+        F.raise_error(F.concat(
+            F.lit(f"the entity rows changed after get_historical_features planned the join: a row has "
+                  f"{ts_column} = "), F.coalesce(F.col(f"`{ts_column}`").cast("string"), F.lit("null")),
+            F.lit(", outside the range the plan saw ("), seen[0], F.lit(" .. "), seen[1],
+            F.lit("); the entity rows must be the same at the action as at the call: pass a Delta path or table "
+                  "name (read at its version at the call), or a DataFrame that reads no table being appended to "
+                  "and uses a literal time rather than current_timestamp(), then call get_historical_features again"),
+        )),
+    ).otherwise(e_us)
     # ``current`` is the entity rows with the features of earlier key sets, carried whole through
     # this key set's shuffle (joining a row id back instead measured slower). It is read once, by
     # the union; everything else derives from the original ``entity``, so no earlier join reruns.
     ents = current.select(
-        *ks.entity_keys, entity_bucket, e_us.alias(VIS), F.lit(_ENTITY).alias(_KIND),
+        *ks.entity_keys, entity_bucket, checked_us.alias(VIS), F.lit(_ENTITY).alias(_KIND),
         F.struct(*[F.col(f"`{c}`") for c in current.columns]).alias(_PAYLOAD),
     )
     bucket_maxima = []
@@ -125,6 +141,10 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
     return union.select(VIS, _KIND, _PAYLOAD, *[F.max(w).over(running).alias(w) for w in win_types]).where(
         F.col(_KIND) == _ENTITY
     )
+
+
+def _utc_text(us: int | None) -> str:
+    return str(datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=us or 0))
 
 
 def _carry_in(
