@@ -118,12 +118,21 @@ def test_entity_rows_that_change_after_the_call_are_pinned_or_refused(spark, rep
         "delta").mode("append").save(path)
     assert [tuple(r) for r in by_path.collect()] == [(1, minutes(4).replace(tzinfo=None), 0.0)]
     with pytest.raises(Exception, match=r"the entity rows changed after get_historical_features planned the join: "
-                       r"a row has event_timestamp = 2026-03-01 00:25:00, outside the range the plan saw "
-                       r"\(2026-03-01 00:04:00\+00:00 \.\. 2026-03-01 00:04:00\+00:00\); the entity rows must "
-                       r"be the same at the action as at the call: pass a Delta path or table name"):
+                       r"a row has event_timestamp = 2026-03-01 00:25:00.000000\+00:00, but the plan saw rows from "
+                       r"2026-03-01 00:04:00.000000\+00:00 to 2026-03-01 00:04:00.000000\+00:00; the entity rows "
+                       r"must be the same at the action as at the call: pass a Delta path or table name"):
         by_frame.collect()
     again = retrieval.get_historical_features(spark, repo, path, ["stats_forever:rate"])
     assert sorted(r["rate"] for r in again.collect()) == [0.0, 0.3]
+    # Empty at the call: the plan saw no rows, and rows that appear later would get no features.
+    empty = str(tmp_path / "empty")
+    write_delta(spark, pd.DataFrame({"driver_id": [], "event_timestamp": []}), empty, schema)
+    none_yet = retrieval.get_historical_features(spark, repo, spark.read.format("delta").load(empty),
+                                                 ["stats_forever:rate"])
+    spark.read.format("delta").load(path).write.format("delta").mode("append").save(empty)
+    with pytest.raises(Exception, match=r"a row has event_timestamp = 2026-03-01 00:(04|25):00.000000\+00:00, but "
+                       r"the plan saw no rows; the entity rows must be the same"):
+        none_yet.collect()
 
 
 def test_exact_ties_are_settled_the_same_way_whatever_the_file_layout(spark, tmp_path):

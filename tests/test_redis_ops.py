@@ -237,9 +237,10 @@ def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix
 
 def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, monkeypatch):
     """A resharding under a writer. One slot is handed to another master after the writer read the
-    topology: its old owner answers -MOVED. Another is halfway through a migration: of its keys, an
-    older value of one is still on the old owner, of another already on the new one, the rest are on
-    neither; calls holding them are answered -TRYAGAIN or -ASK. Every key ends with the new value."""
+    topology: its old owner answers -MOVED, once, and the writer reads the topology again. Another is
+    halfway through a migration to a master just added (one the topology does not list yet): of its
+    keys, an older value of one is still on the old owner, of another already on the new one, the rest
+    are on neither; calls holding them are answered -TRYAGAIN or -ASK. Every key ends with the new value."""
     import pyarrow as pa
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.infra.online_stores.helpers import _mmh3
@@ -252,8 +253,11 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
     from featurestore_spark.online import redis_push
 
     monkeypatch.setattr(redis_push, "FIRST_PAUSE_SECONDS", 0.01)
-    size = 20_000  # about 1.2 keys per slot: some slot holds three or more
-    with redis_cluster(PORT_BASE + 70, tmp_path / "resharding") as ports:
+    size = 20_000  # about 1.2 keys per slot: some slots hold three or more
+    added = PORT_BASE + 79
+    with redis_cluster(PORT_BASE + 70, tmp_path / "resharding") as ports, \
+            redis_server(added, tmp_path / "added", "--cluster-enabled", "yes", "--cluster-config-file",
+                         str(tmp_path / "added" / "nodes.conf")):
         with pytest.raises(OnlineStoreError, match=rf"^Redis at 127.0.0.1:{ports[0]}/0 is a Redis Cluster node; set "
                            r"online_store.redis_type: redis_cluster and list the cluster's nodes in connection_string"):
             redis_settings({"connection_string": f"127.0.0.1:{ports[0]}"}).check()
@@ -264,28 +268,33 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
         keys = [serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=i)]), 3) + b"p"
                 for i in range(size)]
         slots = [key_slot(k) for k in keys]
-        moved = slots[0]
-        asked = max(set(slots) - {moved}, key=slots.count)
+        moved, asked = sorted({s for s in slots if slots.count(s) >= 3})[:2]
         ids_asked = [i for i in range(size) if slots[i] == asked]
-        assert len(ids_asked) >= 3 and 0 not in ids_asked
         older = ids_asked[:2]  # written before, one second older, with another value
+        assert 0 not in older
         list(redis_push.push_batches(iter([pa.RecordBatch.from_pydict({
             "driver_id": pa.array(older, pa.int64()), "__ts_us": pa.array([(i - 1) * 1_000_000 for i in older]),
             "rate": pa.array([-1.0] * len(older))})]), spec))
 
+        node = {p: redis.Redis(port=p) for p in [*ports, added]}
+        ids = {p: node[p].cluster("myid") for p in node}
+        node[ports[0]].cluster("meet", "127.0.0.1", added)
+        for _ in range(200):  # every master must know the new one, and it the whole cluster, before a migration
+            if (all(ids[added] in c.cluster("nodes") for c in node.values())
+                    and node[added].cluster("info").get("cluster_state") == "ok"):
+                break
+            time.sleep(0.05)
         cluster = RedisCluster(host="127.0.0.1", port=ports[0])
-        node = {p: redis.Redis(port=p) for p in ports}
-        ids = {p: node[p].cluster("myid") for p in ports}
         old = {s: cluster.nodes_manager.get_node_from_slot(s).port for s in (moved, asked)}
-        new = {s: next(p for p in ports if p != old[s]) for s in (moved, asked)}
+        new = {moved: next(p for p in ports if p != old[moved]), asked: added}
 
         def hand_over(slot: int) -> None:  # the target first, then the source, then the others
-            for p in [new[slot], old[slot], *[p for p in ports if p not in (new[slot], old[slot])]]:
+            for p in [new[slot], old[slot], *[p for p in node if p not in (new[slot], old[slot])]]:
                 node[p].cluster("setslot", slot, "node", ids[new[slot]])
 
-        node[new[asked]].cluster("setslot", asked, "importing", ids[old[asked]])
-        node[old[asked]].cluster("setslot", asked, "migrating", ids[new[asked]])
-        node[old[asked]].migrate("127.0.0.1", new[asked], [keys[older[1]]], 0, 5000)
+        node[added].cluster("setslot", asked, "importing", ids[old[asked]])
+        node[old[asked]].cluster("setslot", asked, "migrating", ids[added])
+        node[old[asked]].migrate("127.0.0.1", added, [keys[older[1]]], 0, 5000)
 
         def batches():  # runs after the writer read the topology: then the moved slot changes hands
             hand_over(moved)
@@ -293,10 +302,12 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
 
         counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
         assert counts == {"written": [size], "skipped": [0], "failed": [0], "error": [None]}
+        # The moved slot's keys went in one call: one -MOVED, then to the new owner after a topology read.
+        assert node[old[moved]].info("errorstats").get("errorstat_MOVED", {}).get("count") == 1
         assert node[new[moved]].cluster("countkeysinslot", moved) == slots.count(moved)
         assert node[old[asked]].cluster("countkeysinslot", asked) == node[old[asked]].exists(keys[older[0]]) == 1
-        assert node[new[asked]].cluster("countkeysinslot", asked) == len(ids_asked) - 1
-        node[old[asked]].migrate("127.0.0.1", new[asked], [keys[older[0]]], 0, 5000)
+        assert node[added].cluster("countkeysinslot", asked) == len(ids_asked) - 1
+        node[old[asked]].migrate("127.0.0.1", added, [keys[older[0]]], 0, 5000)
         hand_over(asked)  # the migration ends
         cluster.nodes_manager.initialize()
         ts, rate = b"_ts:v", _mmh3("v:rate")
@@ -306,6 +317,13 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
         for i, (stamp, value) in enumerate(got.execute()):
             assert Value.FromString(value) == Value(double_val=i / 7.0) and Timestamp.FromString(stamp).seconds == i
         cluster.close()
+
+        # A writer set up for one plain server but pointed at a cluster node (the Feast plugin's path
+        # does not ping first): a key of another node's slot is refused, naming the setting to fix.
+        elsewhere = next(i for i in range(size) if cluster.nodes_manager.get_node_from_slot(slots[i]).port != ports[0])
+        counts = list(redis_push.push_batches(iter([_rate_batch(elsewhere, 1)]), _rate_spec(ports[0])))[0].to_pydict()
+        assert counts == {"written": [0], "skipped": [0], "failed": [1], "error": [
+            "MovedError: the server is a Redis Cluster node; set online_store.redis_type: redis_cluster"]}
 
 
 def test_cluster_push_goes_on_after_a_master_fails_over_to_its_replica(tmp_path, monkeypatch):

@@ -96,21 +96,7 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
     keys, buckets, width = ks.keys, ks.buckets, ks.width_us
     e_us = micros(F.col(f"`{ts_column}`"))
     entity_bucket = bucket(e_us, plan, buckets, width)
-    # The plan (the feature rows' time pruning above all) holds for the entity rows its statistics saw.
-    # If they changed before this runs (a table appended to between get_historical_features and the
-    # action), a row outside their time range could silently miss its features: fail instead.
-    seen = F.lit(_utc_text(plan.min_us)), F.lit(_utc_text(plan.max_us))
-    checked_us = F.when(
-        e_us.isNull() | (e_us < F.lit(plan.min_us)) | (e_us > F.lit(plan.max_us)),
-        F.raise_error(F.concat(
-            F.lit(f"the entity rows changed after get_historical_features planned the join: a row has "
-                  f"{ts_column} = "), F.coalesce(F.col(f"`{ts_column}`").cast("string"), F.lit("null")),
-            F.lit(", outside the range the plan saw ("), seen[0], F.lit(" .. "), seen[1],
-            F.lit("); the entity rows must be the same at the action as at the call: pass a Delta path or table "
-                  "name (read at its version at the call), or a DataFrame that reads no table being appended to "
-                  "and uses a literal time rather than current_timestamp(), then call get_historical_features again"),
-        )),
-    ).otherwise(e_us)
+    checked_us = checked_micros(ts_column, plan)
     # ``current`` is the entity rows with the features of earlier key sets, carried whole through
     # this key set's shuffle (joining a row id back instead measured slower). It is read once, by
     # the union; everything else derives from the original ``entity``, so no earlier join reruns.
@@ -143,8 +129,34 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
     )
 
 
+def checked_micros(ts_column: str, plan: JoinPlan) -> Column:
+    """The entity rows' event time in micros, failing the job at a row outside the time range the
+    plan's statistics saw (at any row, if they saw none).
+
+    The plan (the feature rows' time pruning above all) holds for the entity rows it saw. If they
+    changed before the join runs (a table appended to between the call and the action, or
+    ``current_timestamp()``), a row could silently miss its features: the job fails instead.
+    """
+    e_us = micros(F.col(f"`{ts_column}`"))
+    seen = f"rows from {_utc_text(plan.min_us)} to {_utc_text(plan.max_us)}" if plan.entity_rows else "no rows"
+    # No rows: an empty range, that every time is outside (a condition on the row, which Spark cannot fold).
+    lo, hi = (plan.min_us, plan.max_us) if plan.entity_rows else (2**63 - 1, -(2**63))
+    outside = e_us.isNull() | (e_us < F.lit(lo)) | (e_us > F.lit(hi))
+    utc = F.to_utc_timestamp(F.timestamp_micros(e_us), F.current_timezone())  # shown in UTC whatever the session's
+    row_time = F.coalesce(F.concat(F.date_format(utc, "yyyy-MM-dd HH:mm:ss.SSSSSS"), F.lit("+00:00")), F.lit("null"))
+    message = F.concat(
+        F.lit(f"the entity rows changed after get_historical_features planned the join: a row has {ts_column} = "),
+        row_time,
+        F.lit(f", but the plan saw {seen}; the entity rows must be the same at the action as at the call: pass a "
+              "Delta path or table name (read at its version at the call), or a DataFrame that reads no table "
+              "being appended to and uses a literal time rather than current_timestamp(), then call "
+              "get_historical_features again"),
+    )
+    return F.when(outside, F.raise_error(message)).otherwise(e_us)
+
+
 def _utc_text(us: int | None) -> str:
-    return str(datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=us or 0))
+    return (datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=us or 0)).isoformat(" ", "microseconds")
 
 
 def _carry_in(

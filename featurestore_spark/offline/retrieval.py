@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from featurestore_spark.offline import entity_input, refs, sources
 from featurestore_spark.offline.entity_input import EntityInput
-from featurestore_spark.offline.pit_join import point_in_time_join
+from featurestore_spark.offline.pit_join import checked_micros, point_in_time_join
 from featurestore_spark.offline.plan import JoinPlan, make_plan
 from featurestore_spark.offline.refs import ViewRequest
 from featurestore_spark.specs import RepoSpec
@@ -66,7 +66,8 @@ def join(p: Prepared, *, filter_by_created_timestamp: bool = False) -> DataFrame
             for r in p.requests
             for f, name in zip(r.features, r.output_names)
         ]
-        return p.entity.df.select("*", *nulls)
+        # Rows that appeared after the statistics saw none would get no features: fail the job then.
+        return p.entity.df.where(checked_micros(p.entity.timestamp_column, p.plan).isNotNull()).select("*", *nulls)
     return point_in_time_join(
         p.entity.df, p.entity.timestamp_column, p.requests, p.frames, p.plan,
         filter_by_created_timestamp=filter_by_created_timestamp,

@@ -55,6 +55,9 @@ CLUSTER_GROUP_BYTES = 64 << 20
 #: server is gone, and waiting out the backoff again for every pipeline would only delay the report.
 RETRIES = 6
 FIRST_PAUSE_SECONDS = 0.25
+#: Rounds of cluster redirects (-MOVED, -ASK, a call cut into one per key) a pipeline may take besides
+#: its retries; a resharding needs two or three.
+REDIRECTS = 16
 
 # KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
@@ -122,7 +125,7 @@ _COUNTS = pa.schema([("written", pa.int64()), ("skipped", pa.int64()), ("failed"
 # at once (see ``_Writer.flush``).
 _RESEND = (redis.exceptions.NoScriptError, redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
 _LOST = (redis.ConnectionError, redis.TimeoutError)
-_MIGRATING = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
+_MIGRATING = (redis.exceptions.AskError, redis.exceptions.TryAgainError)  # -MOVED is taken care of first
 
 
 @dataclass(frozen=True)
@@ -139,15 +142,6 @@ class PushSpec:
 _ASKING = b"*1\r\n$6\r\nASKING\r\n"
 
 
-@dataclass
-class _Call:
-    slot: int
-    keys: int  # how many
-    command: bytes  # the whole EVALSHA command in RESP
-    rows: "_Rows"  # where its keys and arguments came from, to cut it into one call per key
-    start: int
-
-
 @dataclass(frozen=True)
 class _Rows:
     """RESP bulk strings of some rows' keys and of their arguments: data buffers and row offsets."""
@@ -156,6 +150,15 @@ class _Rows:
     key_at: np.ndarray
     arg_data: memoryview
     arg_at: np.ndarray
+
+
+@dataclass
+class _Call:
+    slot: int
+    keys: int  # how many
+    command: bytes  # the whole EVALSHA command in RESP: header, keys, the view's arguments, the keys' arguments
+    key_at: np.ndarray  # its rows' offsets in the data its keys were cut from (keys + 1), to cut it per key
+    arg_at: np.ndarray  # the same for its arguments
 
 
 def _bulk(*columns: pa.Array) -> pa.BinaryArray:
@@ -190,6 +193,7 @@ class _Writer:
         # A cluster client reads the topology here: if no node answers, that raises (see push_batches).
         self.client = spec.settings.client()
         self.loaded: set[int] = set()  # node clients that have the script
+        self.outside: dict[tuple[str, int], redis.Redis] = {}  # -ASK targets the topology does not list
         self.written = self.failed = 0
         self.error: str | None = None
         self.broken = False
@@ -231,7 +235,8 @@ class _Writer:
                 self.sent.popleft().result()
         finally:
             self.sender.shutdown(cancel_futures=True)
-            self.client.close()
+            for client in (self.client, *self.outside.values()):
+                client.close()
 
     def _calls(self, keys: pa.BinaryArray, args: pa.BinaryArray) -> list[_Call]:
         """Calls of up to KEYS_PER_CALL rows each (of one hash slot each, on a cluster): each call's
@@ -254,25 +259,32 @@ class _Writer:
         command = (f"*{self.argc + size * self.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{self.sha}\r\n"
                    f"${len(str(size))}\r\n{size}\r\n").encode()
         return _Call(slot, size, b"".join((command, rows.key_data[rows.key_at[start]:rows.key_at[stop]], self.head,
-                                           rows.arg_data[rows.arg_at[start]:rows.arg_at[stop]])), rows, start)
+                                           rows.arg_data[rows.arg_at[start]:rows.arg_at[stop]])),
+                     rows.key_at[start:stop + 1], rows.arg_at[start:stop + 1])
 
     def _one_by_one(self, call: _Call) -> list[tuple[_Call, None]]:
-        """``call`` cut into one call per key, each routed by its slot."""
-        return [(self._call(call.rows, call.slot, i, i + 1), None) for i in range(call.start, call.start + call.keys)]
+        """``call`` cut into one call per key (out of its own command's bytes), each routed by its slot."""
+        key_at, arg_at = call.key_at - call.key_at[0], call.arg_at - call.arg_at[0]
+        start = len(call.command) - int(key_at[-1]) - len(self.head) - int(arg_at[-1])  # after the header
+        data = memoryview(call.command)
+        rows = _Rows(data[start:], key_at, data[start + int(key_at[-1]) + len(self.head):], arg_at)
+        return [(self._call(rows, call.slot, i, i + 1), None) for i in range(call.keys)]
 
     def _node(self, slot: int) -> redis.Redis:
         if not self.cluster:
             return self.client
         return self.client.get_redis_connection(self.client.nodes_manager.get_node_from_slot(slot))
 
-    def _node_at(self, address: tuple[str, int], slot: int) -> redis.Redis:
-        """The client of the node at ``address`` (an -ASK target), or of the slot's owner if the
-        topology, read again, still does not know that node."""
+    def _node_at(self, address: tuple[str, int]) -> redis.Redis:
+        """The client of the node at ``address`` (an -ASK target). A master that owns no slot yet (one
+        just added, taking its first slots) is not in the topology: it gets a client of its own."""
         node = self.client.get_node(host=address[0], port=address[1])
-        if node is None:
-            self.client.nodes_manager.initialize()
-            node = self.client.get_node(host=address[0], port=address[1])
-        return self._node(slot) if node is None else self.client.get_redis_connection(node)
+        if node is not None:
+            return self.client.get_redis_connection(node)
+        if address not in self.outside:
+            manager = self.client.nodes_manager
+            self.outside[address] = manager.create_redis_node(address[0], address[1], **manager.connection_kwargs)
+        return self.outside[address]
 
     def _send(
         self, groups: list[tuple[redis.Redis, list[_Call], bool]]
@@ -307,7 +319,10 @@ class _Writer:
                 try:
                     for _ in calls:
                         if asking:
-                            reader.read_response()  # +OK to ASKING
+                            try:
+                                reader.read_response()  # +OK to ASKING
+                            except redis.ResponseError:
+                                pass  # the call's own answer follows, and says what went wrong
                         try:
                             answers.append(reader.read_response())
                         except redis.ResponseError as exc:
@@ -335,18 +350,23 @@ class _Writer:
         topology is read again. A call of several keys answered -ASK or -TRYAGAIN has met a slot
         being migrated, whose keys may sit on either node: it is cut into one call per key. A key
         answered -ASK (not on its owner any more) goes to the importing node, preceded by ASKING.
-        What was lost, refused for now (TRYAGAIN, CLUSTERDOWN) or found the script cache empty waits
-        out a backoff first."""
+        Such rounds are at most REDIRECTS. What was lost, refused for now (TRYAGAIN, CLUSTERDOWN) or
+        found the script cache empty waits out a backoff first, at most RETRIES times."""
         if self.broken:
             self._fail(calls, self.error or "an earlier pipeline failed")
             return
         pending: list[tuple[_Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
-        pauses = 0
+        losses = redirects = 0
         wait = refresh = False
-        for _ in range(RETRIES + 1):
+        while True:
             if wait:
-                time.sleep(FIRST_PAUSE_SECONDS * 2 ** pauses)
-                pauses += 1
+                if losses == RETRIES:
+                    self.broken = True
+                    self._fail([c for c, _ in pending],
+                               f"no answer from Redis at {self.address} after {RETRIES} retries")
+                    return
+                time.sleep(FIRST_PAUSE_SECONDS * 2 ** losses)
+                losses += 1
                 self.loaded.clear()
             if self.cluster and (wait or refresh):
                 try:
@@ -356,7 +376,7 @@ class _Writer:
                     continue  # every node still unreachable: wait longer
             groups: dict[tuple[int, bool], tuple[redis.Redis, list[_Call], bool]] = {}
             for call, target in pending:
-                node = self._node(call.slot) if target is None else self._node_at(target, call.slot)
+                node = self._node(call.slot) if target is None else self._node_at(target)
                 groups.setdefault((id(node), target is not None), (node, [], target is not None))[1].append(call)
             again: list[tuple[_Call, tuple[str, int] | None]] = []
             wait = refresh = False
@@ -369,15 +389,18 @@ class _Writer:
                     self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
                     continue
                 for call, answer in zip(group, answers):
-                    if isinstance(answer, _MIGRATING) and call.keys > 1:
+                    if isinstance(answer, redis.exceptions.AskError) and not self.cluster:  # MOVED too
+                        self._fail([call], f"{type(answer).__name__}: the server is a Redis Cluster node; set "
+                                   "online_store.redis_type: redis_cluster")
+                    elif isinstance(answer, redis.exceptions.MovedError):  # a subclass of AskError
+                        again.append((call, None))
+                        refresh = True
+                    elif isinstance(answer, _MIGRATING) and call.keys > 1:
                         # Its slot is being migrated: the keys may be on either node, and neither takes
                         # a call holding keys it lacks; each key alone can be served or redirected.
                         again += self._one_by_one(call)
                     elif isinstance(answer, redis.exceptions.AskError):
                         again.append((call, answer.node_addr))
-                    elif isinstance(answer, redis.exceptions.MovedError):
-                        again.append((call, None))
-                        refresh = True
                     elif isinstance(answer, _RESEND):
                         again.append((call, None))
                         wait = True
@@ -388,8 +411,12 @@ class _Writer:
             pending = again
             if not pending:
                 return
-        self.broken = True
-        self._fail([c for c, _ in pending], f"no answer from Redis at {self.address} after {RETRIES} retries")
+            if not wait:
+                redirects += 1
+                if redirects > REDIRECTS:
+                    self._fail([c for c, _ in pending], f"Redis Cluster at {self.address} still redirected "
+                               f"(-MOVED/-ASK) {len(pending)} call(s) after {REDIRECTS} rounds")
+                    return
 
 
 def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]]) -> tuple[int, int, str | None]:
