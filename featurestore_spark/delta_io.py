@@ -107,11 +107,10 @@ def missing_change_files(spark: SparkSession, root: str, first: int, last: int) 
     needed = []
     for version in range(first, last + 1):
         commit = f"{root.rstrip('/')}/_delta_log/{version:020d}.json"
-        for line in read_text(spark, commit).splitlines():
-            action = json.loads(line) if line.strip() else {}
-            for kind in ("cdc", "add", "remove"):
-                if kind in action and action[kind].get("dataChange", True):
-                    needed.append(action[kind]["path"])
+        actions = [json.loads(line) for line in read_text(spark, commit).splitlines() if line.strip()]
+        cdc = [a["cdc"]["path"] for a in actions if "cdc" in a]  # always dataChange=false, by the protocol
+        needed += cdc or [a[kind]["path"] for a in actions for kind in ("add", "remove")
+                          if kind in a and a[kind].get("dataChange", True)]
     present = _listing(spark, root)
     jvm = spark.sparkContext._jvm
     gone = []

@@ -178,3 +178,49 @@ def test_vacuumed_change_data_falls_back_to_the_whole_window(spark, repo):
     assert (report.rows, report.written, report.failed) == (3, 3, 0)
     assert_served(fs, "rides", oracle(newer, E1).loc[[1, 2, 3]].combine_first(
         oracle(rows([(k, timedelta(hours=1)) for k in range(4, 6)]), E1)))
+
+
+def test_a_watermark_reads_back_in_utc_on_a_driver_east_of_utc(spark, tmp_path, monkeypatch):
+    """PySpark returns timestamps as naive datetimes in the driver process's local time zone: the
+    watermark must not take those for UTC (an hour's rows would be skipped on every run in Berlin)."""
+    import time
+
+    from featurestore_spark.online.watermarks import last_watermark, record_watermark
+
+    path = str(tmp_path / "marks")
+    record_watermark(spark, path, project="p", view="v", start=None, end=E1, source_version=3, source="test",
+                     written=1, skipped=0, identity="id")
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        mark = last_watermark(spark, path, "p", "v", "id")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert (mark.end, mark.source_version) == (E1, 3)
+
+
+def test_change_files_vacuumed_under_a_kept_data_file_fall_back_to_the_whole_window(spark, repo):
+    """With deletion vectors an UPDATE keeps its data file and writes the changed rows to a new file
+    and to a change-data file; VACUUM then deletes only the change-data file, which the feed needs."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    repo_path, data, fs = repo
+    path = f"{data}/rides"
+    first = rows([(k, timedelta(hours=1)) for k in range(1, 6)])
+    spark.createDataFrame(first, SCHEMA).write.format("delta").option("delta.enableChangeDataFeed", "true").option(
+        "delta.enableDeletionVectors", "true").save(path)
+    store = FeatureStore(repo_path=repo_path, spark=spark)
+    store.materialize_incremental(E1, ["rides"])
+    later = T0 + timedelta(hours=2)
+    DeltaTable.forPath(spark, path).update(F.col("driver_id") == 1, {"event_timestamp": F.lit(later),
+                                                                    "rate": F.lit(-1.0)})
+    vacuum_everything(spark, path)
+    assert not list((data / "rides" / "_change_data").glob("*.parquet"))  # gone, the data files kept
+    report = store.materialize_incremental(E1 + timedelta(hours=1), ["rides"])[0]
+    assert report.source.startswith("whole window at version ") and "1 change data file(s) of versions 1..3 were vacuumed" in report.source
+    assert (report.written, report.failed) == (1, 0)
+    updated = first.assign(event_timestamp=[later if k == 1 else t for k, t in zip(first.driver_id, first.event_timestamp)],
+                           rate=[-1.0 if k == 1 else r for k, r in zip(first.driver_id, first.rate)])
+    assert_served(fs, "rides", oracle(updated, E1))

@@ -111,6 +111,8 @@ def test_request_files_and_objects_validate_strictly(tmp_path):
     assert load_request(str(tmp_path / "r.json")).output.mode == "error"
     relative = load_request({**good, "entities": {"delta": "data/e"}, "output": {"path": "out"}})
     assert (relative.entities.delta, relative.output.path) == (os.path.abspath("data/e"), os.path.abspath("out"))
+    uris = load_request({**good, "entities": {"delta": "file:/d/e"}, "output": {"path": "hdfs:/d/o"}})
+    assert (uris.entities.delta, uris.output.path) == ("file:/d/e", "hdfs:/d/o")  # Hadoop's forms, kept
     (tmp_path / "v.yaml").write_text("name: rides\nentities: {sql: 'SELECT $x FROM ${FSSPARK_TEST_T}'}\n"
                                      "features: [a:b]\noutput: {path: /d/o}\n")
     os.environ["FSSPARK_TEST_T"] = "events"

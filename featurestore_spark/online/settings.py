@@ -101,7 +101,7 @@ class RedisSettings:
         except redis.AuthenticationError:
             raise OnlineStoreError(f"Redis at {self.address} refused the credentials; check the username and "
                                    "password in online_store.connection_string (or the variable it names)") from None
-        except redis.RedisError as exc:
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
             # The type names the failure (refused, timeout, certificate); the message could echo arguments.
             hint = " (a TLS server: check ssl=true and ssl_ca_certs)" if "SSL" in str(exc) else ""
             raise OnlineStoreError(f"cannot reach Redis at {self.address}: {type(exc).__name__}{hint}; is the "
@@ -149,9 +149,9 @@ def redis_settings(online_store: dict) -> RedisSettings:
             nodes.append((host or "127.0.0.1", int(port or 6379)))
             continue
         name, _, value = part.partition("=")
-        if name not in _OPTIONS:
-            raise ConfigError(f"online_store.connection_string has unknown option '{name}' "
-                              f"(use {', '.join(_OPTIONS)})")
+        if name not in _OPTIONS:  # not echoed: it may be the tail of a password that holds a comma
+            raise ConfigError(f"online_store.connection_string has an unknown option in part #{number} "
+                              f"(use {', '.join(_OPTIONS)}; a comma inside a password splits it: avoid commas)")
         if name == "ssl":
             values["ssl"] = value.lower() == "true"
         elif name == "db":

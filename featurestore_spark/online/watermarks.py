@@ -16,7 +16,7 @@ stores, configure Delta's multi-writer log store (e.g. S3 with DynamoDB) as for 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -62,12 +62,15 @@ def last_watermark(spark: SparkSession, path: str, project: str, view: str, iden
         marks
         .where((F.col("project") == project) & (F.col("view") == view) & (F.col("identity") == identity))
         .orderBy(F.col("end_ts").desc(), F.col("source_version").desc())
-        .select("end_ts", "source_version")
+        .select(F.unix_micros("end_ts").alias("end_us"), "source_version")
         .first()
     )
     if row is None:
         return None
-    return Watermark(end=row["end_ts"].replace(tzinfo=timezone.utc), source_version=int(row["source_version"]))
+    # Micros, not the timestamp: PySpark hands a timestamp back as a naive datetime in the driver
+    # process's local time zone, which need not be UTC.
+    end = datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=row["end_us"])
+    return Watermark(end=end, source_version=int(row["source_version"]))
 
 
 def record_watermark(

@@ -179,9 +179,13 @@ def _expand(value: Any, where: str) -> Any:
     return _VAR.sub(lambda m: os.environ[m.group(1)], value)
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
 def _absolute(path: str | None) -> str | None:
-    """Local paths made absolute (a relative one would read as a table name, and moves with the cwd)."""
-    if path is None or "://" in path or path.startswith("/"):
+    """Local paths made absolute (a relative one would read as a table name, and moves with the cwd);
+    a path with a scheme (``s3a://...``, Hadoop's ``file:/...`` and ``hdfs:/...``) is kept as it is."""
+    if path is None or _SCHEME.match(path) or path.startswith("/"):
         return path
     return os.path.abspath(path)
 
