@@ -88,6 +88,12 @@ def latest_version(spark: SparkSession, location: str, *, what: str) -> int:
     return int(delta_table(spark, location).history(1).select("version").first()["version"])
 
 
+def table_id(spark: SparkSession, location: str) -> str:
+    """The table's Delta id: a table dropped and created again at the same path or name gets a new one
+    (its versions start again at 0)."""
+    return str(delta_table(spark, location).detail().select("id").first()[0])
+
+
 def missing_files(spark: SparkSession, df: DataFrame, root: str) -> list[str]:
     """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM.
 

@@ -176,7 +176,8 @@ def test_build_writes_the_point_in_time_join_with_a_manifest(spark, world):
     m = json.loads(delta_io.read_text(spark, result.manifest_path))
     stats_version = DeltaTable.forPath(spark, str(world["tmp"] / "stats")).history(1).first()["version"]
     assert m["source_versions"] == {"stats": stats_version}
-    assert m["entity_source"] == {"kind": "delta", "location": str(world["tmp"] / "entities"), "version": 0}
+    assert m["entity_source"] == {"kind": "delta", "location": str(world["tmp"] / "entities"), "version": 0,
+                                  "table_id": delta_io.table_id(spark, str(world["tmp"] / "entities"))}
     assert m["output"]["version"] == result.version == 0
     assert m["rows_in"] == m["rows_out"] == result.rows_out == 150
     assert m["null_counts"] == {"rate": int(got["rate"].isna().sum()), "trips": int(got["trips"].isna().sum())}
@@ -271,6 +272,27 @@ def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world):
                                                  r"is no longer readable: \d+ of its data files are gone"):
         reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
     assert not delta_io.exists(spark, str(world["tmp"] / "again"))
+
+
+def test_reproduce_refuses_a_source_dropped_and_created_again_in_its_place(spark, world):
+    """Versions of a table created again restart at 0: its version 0 is not what the build read."""
+    import shutil
+
+    first = build(spark, world)
+    assert first.manifest["source_table_ids"]["stats"] == delta_io.table_id(spark, str(world["tmp"] / "stats"))
+    shutil.rmtree(world["tmp"] / "stats")
+    write_delta(spark, stats_rows(5, 400), str(world["tmp"] / "stats"), STATS_SCHEMA)
+    with pytest.raises(SourceVersionError, match=r"source of feature view 'stats': the Delta table at '.*stats' is not "
+                       r"the one the build read: it was dropped and created again \(table id \S+, the build read "
+                       r"\S+\), so its version 0 is another table's"):
+        reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
+    second = build(spark, world, {**world["request"], "output": {"path": str(world["tmp"] / "second")}})
+    shutil.rmtree(world["tmp"] / "entities")
+    write_delta(spark, pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "label": [1]}),
+                str(world["tmp"] / "entities"), ENTITY_SCHEMA)
+    with pytest.raises(SourceVersionError, match=r"entity source: the Delta table at '.*entities' is not the one"):
+        reproduce_training_set(spark, world["repo"], second.output, str(world["tmp"] / "again"),
+                               catalog=world["catalog"])
 
 
 def test_a_version_no_longer_in_the_log_is_named(spark, world):

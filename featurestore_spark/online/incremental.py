@@ -91,7 +91,7 @@ def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) 
 def source_identity(spark: SparkSession, view: FeatureViewSpec) -> str:
     """What a watermark is valid for: the source table's Delta id (a recreated table gets a new one)
     and the view's definition (a new feature must be pushed for every key, not only the changed ones)."""
-    table_id = _table(spark, view).detail().select("id").first()[0]
+    table_id = delta_io.table_id(spark, view.source.path or view.source.table or "")
     return f"{table_id}/{definitions_hash([view])[:16]}"
 
 

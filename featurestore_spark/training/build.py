@@ -98,11 +98,13 @@ def reproduce_training_set(
     _check_columns(spark, replace(repo, views={v.name: v for v in views}), _read_entities(spark, req.entities, req),
                    refs, req)
     say(1)
+    ids = recorded.get("source_table_ids", {})  # manifests written before ids were recorded have none
     for view in views:
         _check_readable(spark, view.source.path or view.source.table or "", view.source.version,
-                        f"source of feature view '{view.name}'")
+                        f"source of feature view '{view.name}'", ids.get(view.name))
     if req.entities.kind in ("delta", "table"):
-        _check_readable(spark, req.entities.location, req.entities.version, "entity source")
+        _check_readable(spark, req.entities.location, req.entities.version, "entity source",
+                        recorded.get("entity_source", {}).get("table_id"))
     reproduces = {"output": recorded.get("output", {}).get("location", source), "build_id": recorded["build_id"],
                   "version": recorded.get("output", {}).get("version", version)}
     return _build(spark, repo, req, refs, views, catalog=catalog, say=say,
@@ -120,11 +122,12 @@ def _build(
     df = retrieval.join(prepared, filter_by_created_timestamp=req.options.filter_by_created_timestamp)
     columns = {f"{r.view.name}:{f}": n for r in prepared.requests for f, n in zip(r.features, r.output_names)}
     outputs = list(columns.values())
-    core = manifest_mod.core(
-        name=req.name, request=req.to_dict(), refs=refs, views=views,
-        entity={"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version},
-        reproduces=reproduces,
-    )
+    entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
+    if req.entities.kind in ("delta", "table"):
+        entity["table_id"] = delta_io.table_id(spark, req.entities.location)
+    table_ids = {v.name: delta_io.table_id(spark, v.source.path or v.source.table or "") for v in views}
+    core = manifest_mod.core(name=req.name, request=req.to_dict(), refs=refs, views=views, entity=entity,
+                             table_ids=table_ids, reproduces=reproduces)
     say(3)
     observation = Observation(f"training_set_{core['build_id']}")
     observed = df.observe(
@@ -264,9 +267,16 @@ def _committed_version(spark: SparkSession, location: str, build_id: str) -> int
     return int(row["version"])
 
 
-def _check_readable(spark: SparkSession, location: str, version: int | None, what: str) -> None:
+def _check_readable(spark: SparkSession, location: str, version: int | None, what: str, table_id: str | None) -> None:
+    """The recorded version of the recorded table can still be read whole."""
     if version is None:
         return
+    if table_id is not None and (now := delta_io.table_id(spark, location)) != table_id:
+        raise SourceVersionError(
+            f"{what}: the Delta table at '{location}' is not the one the build read: it was dropped and created "
+            f"again (table id {now}, the build read {table_id}), so its version {version} is another table's; the "
+            "training set cannot be rebuilt exactly"
+        )
     df = delta_io.read_delta(spark, location, what=what, version=version)
     gone = delta_io.missing_files(spark, df, delta_io.table_path(spark, location))
     if gone:
