@@ -208,6 +208,22 @@ def test_output_modes_time_range_and_partitioning(spark, world):
     assert appended.version == 2 and spark.read.format("delta").load(first.output).count() == 2 * second.rows_out
 
 
+def test_a_catalog_table_as_output_is_built_recorded_and_reproduced(spark, world):
+    table = f"rides_ts_{os.getpid()}"
+    try:
+        first = build(spark, world, {**world["request"], "output": {"table": table}})
+        assert (first.version, first.rows_out) == (0, 150)
+        assert first.manifest["output"]["location"] == table
+        assert_matches_oracle(rows(spark, delta_io.table_path(spark, table)), oracle(spark, world))
+        again = build(spark, world, {**world["request"], "output": {"table": table, "mode": "overwrite"}})
+        assert again.version == 1  # found by its build id in the table's history
+        rebuilt = reproduce_training_set(spark, world["repo"], table, str(world["tmp"] / "rebuilt"),
+                                         catalog=world["catalog"], version=0)
+        pd.testing.assert_frame_equal(rows(spark, rebuilt.output), rows(spark, delta_io.table_path(spark, table), 0))
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {table}")
+
+
 def test_failed_overwrite_leaves_the_previous_version(spark, world):
     first = build(spark, world)
     before = rows(spark, first.output)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -134,11 +135,13 @@ def _build(
         observation, F.count(F.lit(1)).alias("rows"),
         *[F.sum(F.col(f"`{n}`").isNull().cast("long")).alias(f"null_{i}") for i, n in enumerate(outputs)],
     )
-    _write(spark, observed, req.output, json.dumps(core), views)
+    created = _write(spark, observed, req.output, json.dumps(core), views)
     try:
-        metrics = observation.get
         table_path = delta_io.table_path(spark, req.output.location)
         version = _committed_version(spark, req.output.location, core["build_id"])
+        # Spark fills the observation only for a write by path: a new catalog table is counted from
+        # its first version, which holds this build's rows alone.
+        metrics = _counted(spark, table_path, version, outputs) if created else observation.get
         say(4)
         seconds = round(time.perf_counter() - started, 2)
         full = {
@@ -238,16 +241,22 @@ def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, re
             )
 
 
-def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views: list[FeatureViewSpec]) -> None:
-    """One Delta commit: either all rows land with the manifest, or nothing changes."""
+def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views: list[FeatureViewSpec]) -> bool:
+    """One Delta commit: either all rows land with the manifest, or nothing changes. A catalog table
+    that exists is written at its location (as a path); True when a new catalog table was created."""
     mode = {"error": "errorifexists", "overwrite": "overwrite", "append": "append"}[out.mode]
     writer = df.write.format("delta").mode(mode).option("userMetadata", metadata)
     if out.mode == "overwrite":
         writer = writer.option("overwriteSchema", "true")  # a changed request may change the columns
     if out.partition_by:
         writer = writer.partitionBy(*out.partition_by)
+    created = out.table is not None and not delta_io.exists(spark, out.table)
     try:
-        writer.save(out.path) if out.path else writer.saveAsTable(out.table)
+        if created:  # saveAsTable drops the writer's userMetadata option: the session's setting carries it
+            with _session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", metadata):
+                writer.saveAsTable(out.table)
+        else:
+            writer.save(out.path or delta_io.table_path(spark, out.location))
     except Exception as exc:
         text = str(exc)
         if "FILE_NOT_EXIST" in text or "FileNotFoundException" in text:
@@ -257,6 +266,26 @@ def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views
                 f"(pinned: {pinned}); nothing was written"
             ) from None
         raise
+    return created
+
+
+@contextmanager
+def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """``key`` set to ``value`` in the session for the duration, then as it was."""
+    before = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        spark.conf.unset(key) if before is None else spark.conf.set(key, before)
+
+
+def _counted(spark: SparkSession, table_path: str, version: int, outputs: list[str]) -> dict:
+    """Rows and nulls per output column of a table version, as the build's observation counts them."""
+    df = spark.read.format("delta").option("versionAsOf", version).load(table_path)
+    row = df.agg(F.count(F.lit(1)).alias("rows"),
+                 *[F.sum(F.col(f"`{n}`").isNull().cast("long")).alias(f"null_{i}") for i, n in enumerate(outputs)])
+    return row.first().asDict()
 
 
 def _committed_version(spark: SparkSession, location: str, build_id: str) -> int:
