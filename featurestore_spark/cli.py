@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
     if args.command == "training-set" and args.reproduce and not args.out:
         parser.error("--reproduce needs --out PATH (where the rebuilt training set goes)")
+    if args.command == "training-set" and args.request and (args.out or args.version is not None):
+        parser.error("--out and --version go with --reproduce; a request names its output in output.path or "
+                     "output.table")
 
     from featurestore_spark.store import FeatureStore
 

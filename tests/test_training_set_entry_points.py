@@ -93,6 +93,16 @@ def test_cli_rejects_a_bad_request_with_its_location(tmp_path):
     assert "output.mode: Input should be 'error', 'overwrite' or 'append' (got 'replace')" in run.stderr
 
 
+def test_cli_refuses_reproduce_options_with_a_request(tmp_path, capsys):
+    from featurestore_spark.cli import main
+
+    for extra in (["--out", str(tmp_path / "o")], ["--version", "3"]):
+        with pytest.raises(SystemExit) as info:
+            main(["training-set", str(tmp_path / "r.yaml"), *extra])
+        assert info.value.code == 2
+        assert "--out and --version go with --reproduce; a request names its output" in capsys.readouterr().err
+
+
 def test_notebook_runs_and_builds_the_training_set(spark, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

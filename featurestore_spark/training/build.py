@@ -135,7 +135,10 @@ def _build(
         observation, F.count(F.lit(1)).alias("rows"),
         *[F.sum(F.col(f"`{n}`").isNull().cast("long")).alias(f"null_{i}") for i, n in enumerate(outputs)],
     )
-    created = _write(spark, observed, req.output, json.dumps(core), views)
+    sources = [f"'{v.source.location}' v{v.source.version}" for v in views]
+    sources.append(f"entity source '{req.entities.location}'"
+                   + (f" v{req.entities.version}" if req.entities.version is not None else " (not pinned)"))
+    created = _write(spark, observed, req.output, json.dumps(core), ", ".join(sources))
     try:
         table_path = delta_io.table_path(spark, req.output.location)
         version = _committed_version(spark, req.output.location, core["build_id"])
@@ -241,7 +244,7 @@ def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, re
             )
 
 
-def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views: list[FeatureViewSpec]) -> bool:
+def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, sources: str) -> bool:
     """One Delta commit: either all rows land with the manifest, or nothing changes. A catalog table
     that exists is written at its location (as a path); True when a new catalog table was created."""
     mode = {"error": "errorifexists", "overwrite": "overwrite", "append": "append"}[out.mode]
@@ -260,10 +263,11 @@ def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, views
     except Exception as exc:
         text = str(exc)
         if "FILE_NOT_EXIST" in text or "FileNotFoundException" in text:
-            pinned = ", ".join(f"'{v.source.location}' v{v.source.version}" for v in views)
+            missing = next((line.strip() for line in text.splitlines() if "FILE_NOT_EXIST" in line
+                            or "FileNotFoundException" in line), text.splitlines()[0])
             raise SourceVersionError(
-                f"a data file of a pinned source version is gone (vacuumed?) while writing '{out.location}' "
-                f"(pinned: {pinned}); nothing was written"
+                f"a data file of a source is gone (vacuumed or rewritten?) while writing '{out.location}': "
+                f"{missing[:300]} (sources: {sources}); nothing was written"
             ) from None
         raise
     return created
