@@ -98,11 +98,22 @@ def missing_files(spark: SparkSession, df: DataFrame, root: str) -> list[str]:
     """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM.
 
     One recursive listing of ``root`` on the driver (not one request per file, which object stores
-    would make slow), compared with the snapshot's file list.
+    would make slow), compared with the snapshot's file list. Files outside ``root`` (a shallow clone
+    reads its source table's files) are looked up one by one.
     """
     present = _listing(spark, root)
     jvm = spark.sparkContext._jvm
-    return [f for f in df.inputFiles() if jvm.org.apache.hadoop.fs.Path(f).toUri().getPath() not in present]  # type: ignore[union-attr]
+    inside = _fs(spark, root)[1].toUri().getPath().rstrip("/") + "/"
+    gone = []
+    for file in df.inputFiles():
+        path = jvm.org.apache.hadoop.fs.Path(file)  # type: ignore[union-attr]
+        where = path.toUri().getPath()
+        if where.startswith(inside):
+            if where not in present:
+                gone.append(file)
+        elif not path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path):  # type: ignore[union-attr]
+            gone.append(file)
+    return gone
 
 
 def missing_change_files(spark: SparkSession, root: str, first: int, last: int) -> list[str]:

@@ -311,6 +311,20 @@ def test_reproduce_refuses_a_source_dropped_and_created_again_in_its_place(spark
                                catalog=world["catalog"])
 
 
+def test_reproduce_reads_a_shallow_clone_whose_files_are_its_source_tables(spark, world):
+    """A shallow clone's files live in the table it was cloned from: present, not vacuumed."""
+    import dataclasses
+
+    clone = str(world["tmp"] / "stats_clone")
+    spark.sql(f"CREATE TABLE delta.`{clone}` SHALLOW CLONE delta.`{world['tmp'] / 'stats'}`")
+    view = world["repo"].views["stats"]
+    repo = repo_of(dataclasses.replace(view, source=dataclasses.replace(view.source, path=clone)))
+    first = create_training_set(spark, repo, world["request"], catalog=world["catalog"])
+    again = reproduce_training_set(spark, repo, first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
+    pd.testing.assert_frame_equal(rows(spark, again.output), rows(spark, first.output))
+    assert_matches_oracle(rows(spark, again.output), oracle(spark, world))
+
+
 def test_a_version_no_longer_in_the_log_is_named(spark, world):
     with pytest.raises(SourceVersionError, match=r"stats: version 99 of Delta table '.*stats' can no longer be read"):
         delta_io.read_delta(spark, str(world["tmp"] / "stats"), what="stats", version=99)
