@@ -94,26 +94,11 @@ def table_id(spark: SparkSession, location: str) -> str:
     return str(delta_table(spark, location).detail().select("id").first()[0])
 
 
-def missing_files(spark: SparkSession, df: DataFrame, root: str) -> list[str]:
-    """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM.
-
-    One recursive listing of ``root`` on the driver (not one request per file, which object stores
-    would make slow), compared with the snapshot's file list. Files outside ``root`` (a shallow clone
-    reads its source table's files) are looked up one by one.
-    """
-    present = _listing(spark, root)
+def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
+    """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM (wherever they
+    are: a shallow clone's files live in its source table's folder)."""
     jvm = spark.sparkContext._jvm
-    inside = _fs(spark, root)[1].toUri().getPath().rstrip("/") + "/"
-    gone = []
-    for file in df.inputFiles():
-        path = jvm.org.apache.hadoop.fs.Path(file)  # type: ignore[union-attr]
-        where = path.toUri().getPath()
-        if where.startswith(inside):
-            if where not in present:
-                gone.append(file)
-        elif not path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).exists(path):  # type: ignore[union-attr]
-            gone.append(file)
-    return gone
+    return _absent(spark, [jvm.org.apache.hadoop.fs.Path(f) for f in df.inputFiles()])  # type: ignore[union-attr]
 
 
 def missing_change_files(spark: SparkSession, root: str, first: int, last: int) -> list[str]:
@@ -128,13 +113,33 @@ def missing_change_files(spark: SparkSession, root: str, first: int, last: int) 
         cdc = [a["cdc"]["path"] for a in actions if "cdc" in a]  # always dataChange=false, by the protocol
         needed += cdc or [a[kind]["path"] for a in actions for kind in ("add", "remove")
                           if kind in a and a[kind].get("dataChange", True)]
-    present = _listing(spark, root)
     jvm = spark.sparkContext._jvm
+    base = jvm.org.apache.hadoop.fs.Path(root)  # type: ignore[union-attr]
+    # The log's paths are URIs (escaped), relative to the table's folder or absolute.
+    return _absent(spark, [jvm.org.apache.hadoop.fs.Path(base, jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(rel)))  # type: ignore[union-attr]
+                           for rel in needed])
+
+
+#: Up to this many files are looked up one by one; more, by one listing of each folder that holds them.
+_LOOKUPS = 200
+
+
+def _absent(spark: SparkSession, paths: list) -> list[str]:
+    """Which of ``paths`` (Hadoop ``Path``) do not exist. A few are looked up one by one; many, by
+    listing each folder that holds some of them (not the whole table: its other partitions and its
+    change data can hold far more files)."""
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    if len(paths) <= _LOOKUPS:
+        return [str(p) for p in paths if not p.getFileSystem(conf).exists(p)]
+    by_folder: dict[str, list] = {}
+    for path in paths:
+        by_folder.setdefault(str(path.getParent()), []).append(path)
     gone = []
-    for rel in needed:
-        full = jvm.org.apache.hadoop.fs.Path(jvm.org.apache.hadoop.fs.Path(root), rel)  # type: ignore[union-attr]
-        if full.toUri().getPath() not in present:
-            gone.append(str(full))
+    for files in by_folder.values():
+        folder = files[0].getParent()
+        fs = folder.getFileSystem(conf)
+        names = {status.getPath().getName() for status in fs.listStatus(folder)} if fs.exists(folder) else set()
+        gone += [str(f) for f in files if f.getName() not in names]
     return gone
 
 
@@ -164,16 +169,6 @@ def list_folder(spark: SparkSession, folder: str) -> list[str]:
     if not fs.exists(path):
         return []
     return sorted(str(status.getPath()) for status in fs.listStatus(path) if status.isFile())
-
-
-def _listing(spark: SparkSession, root: str) -> set[str]:
-    """Every file under ``root`` (recursively), as URI paths: one listing, not a request per file."""
-    fs, path = _fs(spark, root)
-    present = set()
-    files = fs.listFiles(path, True)
-    while files.hasNext():
-        present.add(files.next().getPath().toUri().getPath())
-    return present
 
 
 def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)

@@ -200,12 +200,16 @@ def test_a_watermark_reads_back_in_utc_on_a_driver_east_of_utc(spark, tmp_path, 
     assert (mark.end, mark.source_version) == (E1, 3)
 
 
-def test_change_files_vacuumed_under_a_kept_data_file_fall_back_to_the_whole_window(spark, repo):
+@pytest.mark.parametrize("lookups", [200, 0], ids=["looked-up", "listed"])
+def test_change_files_vacuumed_under_a_kept_data_file_fall_back_to_the_whole_window(spark, repo, lookups, monkeypatch):
     """With deletion vectors an UPDATE keeps its data file and writes the changed rows to a new file
     and to a change-data file; VACUUM then deletes only the change-data file, which the feed needs."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    from featurestore_spark import delta_io
+
+    monkeypatch.setattr(delta_io, "_LOOKUPS", lookups)  # a few files looked up, or many: their folders listed
     repo_path, data, fs = repo
     path = f"{data}/rides"
     first = rows([(k, timedelta(hours=1)) for k in range(1, 6)])

@@ -279,13 +279,16 @@ def test_reproduce_gives_the_same_rows_after_sources_change(spark, world):
     assert names[-1] == ("rides", first.output) and len(names) == 4
 
 
-def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world):
+def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world, monkeypatch):
     first = build(spark, world)
     stats = str(world["tmp"] / "stats")
     spark.createDataFrame(stats_rows(4, 50), STATS_SCHEMA).write.format("delta").mode("overwrite").save(stats)
     vacuum_everything(spark, stats)
     with pytest.raises(SourceVersionError, match=r"source of feature view 'stats': version 0 of Delta table '.*stats' "
                                                  r"is no longer readable: \d+ of its data files are gone"):
+        reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
+    monkeypatch.setattr(delta_io, "_LOOKUPS", 0)  # as for many files: one listing per folder, not a lookup per file
+    with pytest.raises(SourceVersionError, match=r"is no longer readable: \d+ of its data files are gone"):
         reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
     assert not delta_io.exists(spark, str(world["tmp"] / "again"))
 
@@ -311,7 +314,7 @@ def test_reproduce_refuses_a_source_dropped_and_created_again_in_its_place(spark
                                catalog=world["catalog"])
 
 
-def test_reproduce_reads_a_shallow_clone_whose_files_are_its_source_tables(spark, world):
+def test_reproduce_reads_a_shallow_clone_whose_files_are_its_source_tables(spark, world, monkeypatch):
     """A shallow clone's files live in the table it was cloned from: present, not vacuumed."""
     import dataclasses
 
@@ -323,6 +326,9 @@ def test_reproduce_reads_a_shallow_clone_whose_files_are_its_source_tables(spark
     again = reproduce_training_set(spark, repo, first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
     pd.testing.assert_frame_equal(rows(spark, again.output), rows(spark, first.output))
     assert_matches_oracle(rows(spark, again.output), oracle(spark, world))
+    monkeypatch.setattr(delta_io, "_LOOKUPS", 0)  # the same by listing folders
+    listed = reproduce_training_set(spark, repo, first.output, str(world["tmp"] / "listed"), catalog=world["catalog"])
+    pd.testing.assert_frame_equal(rows(spark, listed.output), rows(spark, first.output))
 
 
 def test_a_version_no_longer_in_the_log_is_named(spark, world):

@@ -311,7 +311,7 @@ def _check_readable(spark: SparkSession, location: str, version: int | None, wha
             "training set cannot be rebuilt exactly"
         )
     df = delta_io.read_delta(spark, location, what=what, version=version)
-    gone = delta_io.missing_files(spark, df, delta_io.table_path(spark, location))
+    gone = delta_io.missing_files(spark, df)
     if gone:
         raise SourceVersionError(
             f"{what}: version {version} of Delta table '{location}' is no longer readable: {len(gone)} of its "
