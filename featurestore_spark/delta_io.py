@@ -25,6 +25,20 @@ def exists(spark: SparkSession, location: str) -> bool:
     return bool(spark.catalog.tableExists(location))
 
 
+def is_delta_table(spark: SparkSession, location: str) -> bool:
+    """Whether a Delta table is at ``location`` (a path, or a catalog name)."""
+    from delta.tables import DeltaTable
+    from pyspark.errors import AnalysisException
+
+    if is_path(location):
+        return bool(DeltaTable.isDeltaTable(spark, location))
+    try:
+        DeltaTable.forName(spark, location)
+    except AnalysisException:
+        return False
+    return True
+
+
 def table_path(spark: SparkSession, location: str) -> str:
     """The storage path of a Delta table given by path or by name."""
     from delta.tables import DeltaTable
@@ -92,6 +106,28 @@ def table_id(spark: SparkSession, location: str) -> str:
     """The table's Delta id: a table dropped and created again at the same path or name gets a new one
     (its versions start again at 0)."""
     return str(delta_table(spark, location).detail().select("id").first()[0])
+
+
+def commit_id(spark: SparkSession, location: str, version: int) -> str | None:
+    """What tells the commit that made ``version`` of the table from any other: its ``txnId`` (else
+    its time). A table dropped and created again at the same place does not repeat it; a table
+    replaced in place (``CREATE OR REPLACE``) keeps its log, and so its earlier commits. None where the
+    commit file cannot be read (its log cleaned up, or no Delta table there)."""
+    import json
+
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import AnalysisException
+
+    try:
+        root = table_path(spark, location)
+        text = read_text(spark, f"{root.rstrip('/')}/_delta_log/{version:020d}.json")
+    except (Py4JJavaError, AnalysisException):
+        return None
+    for line in text.splitlines():
+        if '"commitInfo"' in line:
+            info = json.loads(line)["commitInfo"]
+            return str(info.get("txnId") or info.get("timestamp"))
+    return None
 
 
 def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:

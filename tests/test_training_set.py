@@ -177,7 +177,7 @@ def test_build_writes_the_point_in_time_join_with_a_manifest(spark, world):
     stats_version = DeltaTable.forPath(spark, str(world["tmp"] / "stats")).history(1).first()["version"]
     assert m["source_versions"] == {"stats": stats_version}
     assert m["entity_source"] == {"kind": "delta", "location": str(world["tmp"] / "entities"), "version": 0,
-                                  "table_id": delta_io.table_id(spark, str(world["tmp"] / "entities"))}
+                                  "commit": delta_io.commit_id(spark, str(world["tmp"] / "entities"), 0)}
     assert m["output"]["version"] == result.version == 0
     assert m["rows_in"] == m["rows_out"] == result.rows_out == 150
     assert m["null_counts"] == {"rate": int(got["rate"].isna().sum()), "trips": int(got["trips"].isna().sum())}
@@ -220,8 +220,12 @@ def test_a_catalog_table_as_output_is_built_recorded_and_reproduced(spark, world
         rebuilt = reproduce_training_set(spark, world["repo"], table, str(world["tmp"] / "rebuilt"),
                                          catalog=world["catalog"], version=0)
         pd.testing.assert_frame_equal(rows(spark, rebuilt.output), rows(spark, delta_io.table_path(spark, table), 0))
+        spark.range(1).write.format("parquet").saveAsTable(f"{table}_parquet")
+        with pytest.raises(RequestError, match=rf"output table '{table}_parquet' exists but is not a Delta table"):
+            build(spark, world, {**world["request"], "output": {"table": f"{table}_parquet", "mode": "overwrite"}})
     finally:
         spark.sql(f"DROP TABLE IF EXISTS {table}")
+        spark.sql(f"DROP TABLE IF EXISTS {table}_parquet")
 
 
 def test_failed_overwrite_leaves_the_previous_version(spark, world):
@@ -294,22 +298,32 @@ def test_reproduce_says_so_when_a_pinned_version_was_vacuumed(spark, world, monk
 
 
 def test_reproduce_refuses_a_source_dropped_and_created_again_in_its_place(spark, world):
-    """Versions of a table created again restart at 0: its version 0 is not what the build read."""
+    """Versions of a table created again restart at 0: its version 0 is not what the build read. A table
+    replaced in place (CREATE OR REPLACE) keeps its log, so its pinned version still reads the same."""
     import shutil
 
+    stats = str(world["tmp"] / "stats")
     first = build(spark, world)
-    assert first.manifest["source_table_ids"]["stats"] == delta_io.table_id(spark, str(world["tmp"] / "stats"))
+    assert first.manifest["source_commits"] == {"stats": delta_io.commit_id(spark, stats, 0)} != {"stats": None}
+    spark.createDataFrame(stats_rows(6, 300), STATS_SCHEMA).createOrReplaceTempView("replacement")
+    spark.sql(f"CREATE OR REPLACE TABLE delta.`{stats}` USING delta AS SELECT * FROM replacement")
+    assert DeltaTable.forPath(spark, stats).history(1).first()["version"] == 1
+    replaced = reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "replaced"),
+                                      catalog=world["catalog"])
+    pd.testing.assert_frame_equal(rows(spark, replaced.output), rows(spark, first.output))
+
     shutil.rmtree(world["tmp"] / "stats")
-    write_delta(spark, stats_rows(5, 400), str(world["tmp"] / "stats"), STATS_SCHEMA)
-    with pytest.raises(SourceVersionError, match=r"source of feature view 'stats': the Delta table at '.*stats' is not "
-                       r"the one the build read: it was dropped and created again \(table id \S+, the build read "
-                       r"\S+\), so its version 0 is another table's"):
+    write_delta(spark, stats_rows(5, 400), stats, STATS_SCHEMA)
+    with pytest.raises(SourceVersionError, match=r"source of feature view 'stats': version 0 of the Delta table at "
+                       r"'.*stats' is not the one the build read: the table was dropped and created again \(commit "
+                       r"\S+, the build read \S+\)"):
         reproduce_training_set(spark, world["repo"], first.output, str(world["tmp"] / "again"), catalog=world["catalog"])
     second = build(spark, world, {**world["request"], "output": {"path": str(world["tmp"] / "second")}})
     shutil.rmtree(world["tmp"] / "entities")
     write_delta(spark, pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "label": [1]}),
                 str(world["tmp"] / "entities"), ENTITY_SCHEMA)
-    with pytest.raises(SourceVersionError, match=r"entity source: the Delta table at '.*entities' is not the one"):
+    with pytest.raises(SourceVersionError, match=r"entity source: version 0 of the Delta table at '.*entities' is not "
+                       r"the one the build read"):
         reproduce_training_set(spark, world["repo"], second.output, str(world["tmp"] / "again"),
                                catalog=world["catalog"])
 

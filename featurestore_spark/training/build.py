@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -99,13 +100,13 @@ def reproduce_training_set(
     _check_columns(spark, replace(repo, views={v.name: v for v in views}), _read_entities(spark, req.entities, req),
                    refs, req)
     say(1)
-    ids = recorded.get("source_table_ids", {})  # manifests written before ids were recorded have none
+    commits = recorded.get("source_commits", {})  # manifests written before commits were recorded have none
     for view in views:
         _check_readable(spark, view.source.path or view.source.table or "", view.source.version,
-                        f"source of feature view '{view.name}'", ids.get(view.name))
+                        f"source of feature view '{view.name}'", commits.get(view.name))
     if req.entities.kind in ("delta", "table"):
         _check_readable(spark, req.entities.location, req.entities.version, "entity source",
-                        recorded.get("entity_source", {}).get("table_id"))
+                        recorded.get("entity_source", {}).get("commit"))
     reproduces = {"output": recorded.get("output", {}).get("location", source), "build_id": recorded["build_id"],
                   "version": recorded.get("output", {}).get("version", version)}
     return _build(spark, repo, req, refs, views, catalog=catalog, say=say,
@@ -124,11 +125,12 @@ def _build(
     columns = {f"{r.view.name}:{f}": n for r in prepared.requests for f, n in zip(r.features, r.output_names)}
     outputs = list(columns.values())
     entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
-    if req.entities.kind in ("delta", "table"):
-        entity["table_id"] = delta_io.table_id(spark, req.entities.location)
-    table_ids = {v.name: delta_io.table_id(spark, v.source.path or v.source.table or "") for v in views}
+    if req.entities.version is not None:
+        entity["commit"] = delta_io.commit_id(spark, req.entities.location, req.entities.version)
+    commits = {v.name: delta_io.commit_id(spark, v.source.path or v.source.table or "", v.source.version)
+               for v in views if v.source.version is not None}
     core = manifest_mod.core(name=req.name, request=req.to_dict(), refs=refs, views=views, entity=entity,
-                             table_ids=table_ids, reproduces=reproduces)
+                             commits=commits, reproduces=reproduces)
     say(3)
     observation = Observation(f"training_set_{core['build_id']}")
     observed = df.observe(
@@ -209,6 +211,9 @@ def _read_entities(spark: SparkSession, src: EntitySource, req: TrainingSetReque
 
 
 def _check_output(spark: SparkSession, out: Output) -> None:
+    if out.table is not None and delta_io.exists(spark, out.table) and not delta_io.is_delta_table(spark, out.table):
+        raise RequestError(f"output table '{out.table}' exists but is not a Delta table; name another table, "
+                           "or drop it first")
     if out.mode == "error" and delta_io.exists(spark, out.location):
         raise OutputExistsError(
             f"output '{out.location}' already exists; set output.mode to overwrite (earlier versions stay "
@@ -273,15 +278,20 @@ def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, sourc
     return created
 
 
+_SESSION_CONF = threading.Lock()
+
+
 @contextmanager
 def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """``key`` set to ``value`` in the session for the duration, then as it was."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        spark.conf.unset(key) if before is None else spark.conf.set(key, before)
+    """``key`` set to ``value`` in the session for the duration, then as it was; one build at a time
+    (builds in threads of one session would otherwise take each other's value)."""
+    with _SESSION_CONF:
+        before = spark.conf.get(key, None)
+        spark.conf.set(key, value)
+        try:
+            yield
+        finally:
+            spark.conf.unset(key) if before is None else spark.conf.set(key, before)
 
 
 def _counted(spark: SparkSession, table_path: str, version: int, outputs: list[str]) -> dict:
@@ -297,20 +307,22 @@ def _committed_version(spark: SparkSession, location: str, build_id: str) -> int
     row = table.history(50).where(F.col("userMetadata").contains(build_id)).select("version").first()
     if row is None:  # fifty other commits since ours: look through the whole history
         row = table.history().where(F.col("userMetadata").contains(build_id)).select("version").first()
+    if row is None:
+        raise FeatureStoreError(f"no commit of '{location}' carries build {build_id} in its metadata")
     return int(row["version"])
 
 
-def _check_readable(spark: SparkSession, location: str, version: int | None, what: str, table_id: str | None) -> None:
+def _check_readable(spark: SparkSession, location: str, version: int | None, what: str, commit: str | None) -> None:
     """The recorded version of the recorded table can still be read whole."""
     if version is None:
         return
-    if table_id is not None and (now := delta_io.table_id(spark, location)) != table_id:
-        raise SourceVersionError(
-            f"{what}: the Delta table at '{location}' is not the one the build read: it was dropped and created "
-            f"again (table id {now}, the build read {table_id}), so its version {version} is another table's; the "
-            "training set cannot be rebuilt exactly"
-        )
     df = delta_io.read_delta(spark, location, what=what, version=version)
+    if commit is not None and (now := delta_io.commit_id(spark, location, version)) not in (None, commit):
+        raise SourceVersionError(
+            f"{what}: version {version} of the Delta table at '{location}' is not the one the build read: the table "
+            f"was dropped and created again (commit {now}, the build read {commit}); the training set cannot be "
+            "rebuilt exactly"
+        )
     gone = delta_io.missing_files(spark, df)
     if gone:
         raise SourceVersionError(

@@ -37,12 +37,13 @@ def library_versions() -> dict[str, str]:
 
 def core(
     *, name: str, request: dict, refs: list[str], views: list[FeatureViewSpec],
-    entity: dict[str, Any], table_ids: dict[str, str], reproduces: dict[str, Any] | None = None,
+    entity: dict[str, Any], commits: dict[str, str | None], reproduces: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The part of the manifest known before the write (it goes into the Delta commit).
 
-    ``table_ids``: each view's source table's Delta id (``delta_io.table_id``), so that a rebuild can
-    tell the table it read from one dropped and created again in its place."""
+    ``commits``: per view, the id of the commit that made its source's pinned version
+    (``delta_io.commit_id``), so that a rebuild can tell that version from the same version number of
+    a table dropped and created again in its place."""
     return {
         "format": FORMAT,
         "build_id": uuid.uuid4().hex,
@@ -53,7 +54,7 @@ def core(
         "entity_source": entity,
         "feature_views": {v.name: view_to_dict(v) for v in views},
         "source_versions": {v.name: v.source.version for v in views},
-        "source_table_ids": table_ids,
+        "source_commits": commits,
         "definitions_sha256": definitions_hash(views),
         "library_versions": library_versions(),
         "reproduces": reproduces,
