@@ -95,7 +95,13 @@ class SourceSpec:
 
     @property
     def location(self) -> str:
+        """For messages: the path, or ``table <name>``."""
         return self.path if self.path is not None else f"table {self.table}"
+
+    @property
+    def address(self) -> str:
+        """What ``delta_io`` takes: the path, or the table's name."""
+        return self.path if self.path is not None else str(self.table)
 
     def column_for(self, name: str) -> str:
         """The table column that holds the view column ``name`` (inverse of field_mapping)."""

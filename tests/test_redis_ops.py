@@ -231,6 +231,8 @@ def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix
         redis_settings({"redis_type": "redis_cluster", "connection_string": "a:1,db=3"})
     with pytest.raises(ValueError, match=r"unknown option in part #2 \(use password, username, ssl, db, ssl_ca_certs"):
         redis_settings({"connection_string": "a:1,tls=true"})
+    with pytest.raises(OnlineStoreError, match=r"^cannot reach Redis at cluster 127.0.0.1:1: "):  # no node answers
+        redis_settings({"redis_type": "redis_cluster", "connection_string": "127.0.0.1:1"}).check()
     with pytest.raises(ValueError) as info:  # a password with a comma in it: its tail is not echoed
         redis_settings({"connection_string": f"a:1,password=Tr0ub,{SECRET}=zz"})
     assert SECRET not in str(info.value)

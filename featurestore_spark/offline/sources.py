@@ -51,7 +51,7 @@ def read_view(
     """
     src = view.source
     if raw is None:
-        raw = read_delta(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'",
+        raw = read_delta(spark, src.address, what=f"source of feature view '{view.name}'",
                          version=src.version)
     where = f"Delta table {src.location} (source of feature view '{view.name}')"
 

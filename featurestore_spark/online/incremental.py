@@ -25,7 +25,6 @@ import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,11 +41,6 @@ log = logging.getLogger(__name__)
 #: How far back a first run of a view with unlimited ttl reaches.
 NO_TTL_LOOKBACK = timedelta(weeks=52)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _table(spark: SparkSession, view: FeatureViewSpec) -> DeltaTable:
-    src = view.source
-    return DeltaTable.forPath(spark, src.path) if src.path else DeltaTable.forName(spark, src.table)
 
 
 def _reader(spark: SparkSession, view: FeatureViewSpec, **options: object):
@@ -81,7 +75,7 @@ def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) 
         if exc.getCondition() in _SCHEMA_CHANGED:
             return None, f"the source's schema changed within versions {first}..{last} ({exc.getCondition()})"
         raise
-    location = view.source.path or delta_io.table_path(spark, view.source.table or "")
+    location = delta_io.table_path(spark, view.source.address)
     gone = delta_io.missing_change_files(spark, location, first, last)  # removed by VACUUM
     if gone:
         return None, f"{len(gone)} change data file(s) of versions {first}..{last} were vacuumed"
@@ -91,7 +85,7 @@ def _changes(spark: SparkSession, view: FeatureViewSpec, first: int, last: int) 
 def source_identity(spark: SparkSession, view: FeatureViewSpec) -> str:
     """What a watermark is valid for: the source table's Delta id (a recreated table gets a new one)
     and the view's definition (a new feature must be pushed for every key, not only the changed ones)."""
-    table_id = delta_io.table_id(spark, view.source.path or view.source.table or "")
+    table_id = delta_io.table_id(spark, view.source.address)
     return f"{table_id}/{definitions_hash([view])[:16]}"
 
 
@@ -101,7 +95,8 @@ def materialize_view_incremental(
 ) -> PushReport:
     """Push what changed in ``view`` since its watermark, up to ``end``; advance the watermark if nothing failed."""
     end = utc(end)
-    version = int(_table(spark, view).history(1).select("version").first()[0])
+    version = delta_io.latest_version(spark, view.source.address,
+                                      what=f"source of feature view '{view.name}'")
     features = tuple(f.name for f in view.features)
     snapshot = read_view(spark, view, features, raw=_reader(spark, view, versionAsOf=version))
     floor = end - view.ttl if view.ttl else None

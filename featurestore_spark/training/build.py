@@ -102,7 +102,7 @@ def reproduce_training_set(
     say(1)
     commits = recorded.get("source_commits", {})  # manifests written before commits were recorded have none
     for view in views:
-        _check_readable(spark, view.source.path or view.source.table or "", view.source.version,
+        _check_readable(spark, view.source.address, view.source.version,
                         f"source of feature view '{view.name}'", commits.get(view.name))
     if req.entities.kind in ("delta", "table"):
         _check_readable(spark, req.entities.location, req.entities.version, "entity source",
@@ -127,7 +127,7 @@ def _build(
     entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
     if req.entities.version is not None:
         entity["commit"] = delta_io.commit_id(spark, req.entities.location, req.entities.version)
-    commits = {v.name: delta_io.commit_id(spark, v.source.path or v.source.table or "", v.source.version)
+    commits = {v.name: delta_io.commit_id(spark, v.source.address, v.source.version)
                for v in views if v.source.version is not None}
     core = manifest_mod.core(name=req.name, request=req.to_dict(), refs=refs, views=views, entity=entity,
                              commits=commits, reproduces=reproduces)
@@ -188,7 +188,7 @@ def _pin_view(spark: SparkSession, view: FeatureViewSpec) -> FeatureViewSpec:
     src = view.source
     if src.version is not None:
         return view
-    version = delta_io.latest_version(spark, src.path or src.table or "", what=f"source of feature view '{view.name}'")
+    version = delta_io.latest_version(spark, src.address, what=f"source of feature view '{view.name}'")
     return replace(view, source=replace(src, version=version))
 
 
