@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --port 6379 [--profile]
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --cluster 7400   # a throw-away 3-master cluster
+    .venv/bin/python benchmarks/push_profile.py --keys 200000 --existing       # keys another view wrote first
 
 Prints keys/s, the client's CPU time (encoding, packing, the sending thread), the server's time in
 the script and in the HGET and HSET it calls (``INFO commandstats``) and, with --profile, the top of
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import cProfile
 import os
 import pstats
@@ -53,6 +55,8 @@ def main() -> None:
     p.add_argument("--port", type=int, default=6379)
     p.add_argument("--cluster", type=int, metavar="FIRST_PORT",
                    help="start a local 3-master Redis Cluster on FIRST_PORT.. (as the tests do) and push to it")
+    p.add_argument("--existing", action="store_true",
+                   help="push the keys under another view first: the keys exist, this view's fields do not")
     p.add_argument("--profile", action="store_true",
                    help="also print a cProfile of the main thread (encoding, packing; the sending thread waits)")
     args = p.parse_args()
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace, settings: RedisSettings, servers: list[redis.R
     data = batches(args.keys)
     for server in servers:
         server.flushdb()
+    if args.existing:
+        list(push_batches(iter(data), dataclasses.replace(spec, view="other_view")))
+    for server in servers:
         server.config_resetstat()
     started, cpu = time.perf_counter(), os.times()
     counts = list(push_batches(iter(data), spec))[0].to_pydict()
@@ -90,7 +97,7 @@ def run(args: argparse.Namespace, settings: RedisSettings, servers: list[redis.R
 
     print(f"{args.keys} keys: {seconds:.2f} s ({args.keys / seconds:,.0f} keys/s); client CPU {cpu / args.keys * 1e6:.2f} "
           f"us/key; server in the script {per_key('evalsha'):.2f} us/key (HGET {per_key('hget'):.2f}, "
-          f"HSET {per_key('hset'):.2f})")
+          f"HSET {per_key('hset'):.2f}, EXISTS {per_key('exists'):.2f})")
     if args.profile:
         for server in servers:
             server.flushdb()

@@ -3,6 +3,7 @@ and reads back through Feast's own Redis online store against a pandas oracle.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -11,8 +12,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import feast
+import pyarrow as pa
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.cli import main as cli
@@ -215,6 +219,61 @@ def test_calls_answered_noscript_are_sent_again_with_the_script_loaded(tmp_path,
         counts = list(redis_push.push_batches(batches(), _rate_spec(port)))[0].to_pydict()
         assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         assert client.dbsize() == 2 * size
+
+
+@pytest.fixture(scope="module")
+def lone_server(tmp_path_factory):
+    with redis_server(PORT_BASE + 90, tmp_path_factory.mktemp("lone")) as port:
+        yield port
+
+
+#: What Redis holds for a key before the push: nothing, another view's fields only, or this view's
+#: row with an older, the same or a newer event time than the pushed row.
+_BEFORE = st.sampled_from(["absent", "other view", "older", "equal", "newer"])
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fresh=st.integers(0, 450), mixed=st.lists(_BEFORE, max_size=450))
+def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed):
+    """Calls of only new keys take the script's shortcut (one EXISTS instead of an HGET per key); calls
+    that mix new keys with keys holding older, equal or newer rows must still judge every key alone.
+    The outcome per key, read back with Feast's own key, field and value functions, against an oracle."""
+    from feast.infra.online_stores.redis import _mmh3, _redis_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from featurestore_spark.online import redis_push
+
+    client = redis.Redis(port=lone_server)
+    client.flushdb()
+    before = ["absent"] * fresh + mixed  # a leading run of new keys: whole calls of them
+    ids = list(range(1, len(before) + 1))
+    spec = _rate_spec(lone_server)
+    shift = {"older": -1, "equal": 0, "newer": 1}
+    for view, states in (("other", ("other view",)), ("v", tuple(shift))):
+        rows = [(i, 2 * i + shift.get(b, 0)) for i, b in zip(ids, before) if b in states]
+        if rows:  # the row Redis holds: its event time (seconds) and rate -(its id)
+            batch = pa.RecordBatch.from_pydict({
+                "driver_id": pa.array([i for i, _ in rows], pa.int64()),
+                "__ts_us": pa.array([t * 1_000_000 for _, t in rows], pa.int64()),
+                "rate": pa.array([-float(i) for i, _ in rows])})
+            list(redis_push.push_batches(iter([batch]), dataclasses.replace(spec, view=view)))
+    pushed = pa.RecordBatch.from_pydict({"driver_id": pa.array(ids, pa.int64()),
+                                         "__ts_us": pa.array([2 * i * 1_000_000 for i in ids], pa.int64()),
+                                         "rate": pa.array([float(i) for i in ids])})
+    counts = list(redis_push.push_batches(iter([pushed]), spec))[0].to_pydict()
+
+    wins = [b in ("absent", "other view", "older") for b in before]
+    assert counts == {"written": [sum(wins)], "skipped": [len(ids) - sum(wins)], "failed": [0], "error": [None]}
+    pipe = client.pipeline()
+    for i in ids:
+        key = EntityKey(join_keys=["driver_id"], entity_values=[ValueProto(int64_val=i)])
+        pipe.hmget(_redis_key("p", key, entity_key_serialization_version=3), ["_ts:v", _mmh3("v:rate")])
+    for i, b, win, (stamp, rate) in zip(ids, before, wins, pipe.execute()):
+        seconds = 2 * i + (0 if win else shift[b])
+        assert Timestamp.FromString(stamp).seconds == seconds, (i, b)
+        assert ValueProto.FromString(rate).double_val == (float(i) if win else -float(i)), (i, b)
 
 
 def test_connection_strings_parse_as_feast_writes_them_and_mistakes_name_the_fix():
