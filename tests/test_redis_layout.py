@@ -75,8 +75,8 @@ def test_unix_timestamps_match_feast(seconds):
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.lists(st.integers(0, 4_000_000_000 * 10**6), min_size=1, max_size=20))
-def test_event_timestamps_match_protobuf(micros):
+@given(st.lists(st.integers(-62_135_596_800 * 10**6, 253_402_300_799 * 10**6), min_size=1, max_size=20))
+def test_event_timestamps_match_protobuf(micros):  # years 1 to 9999
     expected = []
     for us in micros:
         ts = Timestamp()

@@ -233,11 +233,15 @@ _BEFORE = st.sampled_from(["absent", "other view", "older", "equal", "newer"])
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(fresh=st.integers(0, 450), mixed=st.lists(_BEFORE, max_size=450))
-def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed):
+@given(fresh=st.integers(0, 450), mixed=st.lists(_BEFORE, max_size=450),
+       base=st.one_of(st.just(-300_000_000), st.integers(-62_135_596_800 * 10**6, 253_402_300_000 * 10**6)),
+       step=st.sampled_from([1, 999_999, 1_000_000, 86_400 * 10**6]))
+def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed, base, step):
     """Calls of only new keys take the script's shortcut (one EXISTS instead of an HGET per key); calls
-    that mix new keys with keys holding older, equal or newer rows must still judge every key alone.
-    The outcome per key, read back with Feast's own key, field and value functions, against an oracle."""
+    that mix new keys with keys holding older, equal or newer rows must still judge every key alone,
+    also across 1970 (negative seconds) and by nanoseconds. The outcome per key, read back with Feast's
+    own key, field and value functions, against an oracle. Event times (us): base + 2 * step * id,
+    the stored row's shifted by one step."""
     from feast.infra.online_stores.redis import _mmh3, _redis_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -252,15 +256,15 @@ def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed):
     spec = _rate_spec(lone_server)
     shift = {"older": -1, "equal": 0, "newer": 1}
     for view, states in (("other", ("other view",)), ("v", tuple(shift))):
-        rows = [(i, 2 * i + shift.get(b, 0)) for i, b in zip(ids, before) if b in states]
-        if rows:  # the row Redis holds: its event time (seconds) and rate -(its id)
+        rows = [(i, base + (2 * i + shift.get(b, 0)) * step) for i, b in zip(ids, before) if b in states]
+        if rows:  # the row Redis holds: its event time (us) and rate -(its id)
             batch = pa.RecordBatch.from_pydict({
                 "driver_id": pa.array([i for i, _ in rows], pa.int64()),
-                "__ts_us": pa.array([t * 1_000_000 for _, t in rows], pa.int64()),
+                "__ts_us": pa.array([t for _, t in rows], pa.int64()),
                 "rate": pa.array([-float(i) for i, _ in rows])})
             list(redis_push.push_batches(iter([batch]), dataclasses.replace(spec, view=view)))
     pushed = pa.RecordBatch.from_pydict({"driver_id": pa.array(ids, pa.int64()),
-                                         "__ts_us": pa.array([2 * i * 1_000_000 for i in ids], pa.int64()),
+                                         "__ts_us": pa.array([base + 2 * i * step for i in ids], pa.int64()),
                                          "rate": pa.array([float(i) for i in ids])})
     counts = list(redis_push.push_batches(iter([pushed]), spec))[0].to_pydict()
 
@@ -271,8 +275,7 @@ def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed):
         key = EntityKey(join_keys=["driver_id"], entity_values=[ValueProto(int64_val=i)])
         pipe.hmget(_redis_key("p", key, entity_key_serialization_version=3), ["_ts:v", _mmh3("v:rate")])
     for i, b, win, (stamp, rate) in zip(ids, before, wins, pipe.execute()):
-        seconds = 2 * i + (0 if win else shift[b])
-        assert Timestamp.FromString(stamp).seconds == seconds, (i, b)
+        assert Timestamp.FromString(stamp).ToMicroseconds() == base + (2 * i + (0 if win else shift[b])) * step, (i, b)
         assert ValueProto.FromString(rate).double_val == (float(i) if win else -float(i)), (i, b)
 
 
