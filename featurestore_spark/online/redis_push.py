@@ -65,7 +65,7 @@ REDIRECTS = 16
 # from 127, add up to -seconds - 1 (exact in a Lua double for any year Timestamp allows).
 # Equal bytes are equal times: a rerun of the same rows skips without decoding (-35% server time).
 # A call whose keys all do not exist yet (a first push, new entities) skips the HGETs: one EXISTS of all
-# its keys costs the server less than one HGET per key (2.3-2.5 against 2.8-3.0 us/key in the script).
+# its keys costs the server less than one HGET per key (2.3-2.7 against 2.8-3.0 us/key in the script).
 # The HSET is spelled out for the view's m features (see ``newer_wins``): building an argument
 # table and unpacking it per key cost the server about 15% more time.
 _NEWER_WINS = """
