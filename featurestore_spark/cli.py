@@ -7,8 +7,10 @@
     fsspark training-set REQUEST.yaml
     fsspark training-set --reproduce OUTPUT_OR_MANIFEST --out PATH [--version N]
     fsspark training-sets list | show NAME
+    fsspark freshness [--views a,b] [--at TIME] [--state-path PATH] [--fail-if-stale] [--fail-if-behind]
 
-Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun).
+Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun);
+4 a view is stale or behind, as asked by --fail-if-stale / --fail-if-behind.
 """
 
 from __future__ import annotations
@@ -78,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     inc.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
     inc.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
     inc.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
+    fresh = sub.add_parser("freshness", help="how new each view's offline rows are, and how far Redis lags")
+    fresh.add_argument("--views", default=None, help="comma-separated views (default: every view)")
+    fresh.add_argument("--at", type=_instant, default=None, help="measure ages at this ISO time (default: now)")
+    fresh.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
+    fresh.add_argument("--fail-if-stale", action="store_true",
+                       help="exit with status 4 when a view's newest row is older than its ttl")
+    fresh.add_argument("--fail-if-behind", action="store_true",
+                       help="exit with status 4 when Redis may lack rows Delta has (see the README)")
     args = parser.parse_args(argv)
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
@@ -101,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 reports = store.materialize_incremental(args.end, views)
             return report_push(reports)
+        if args.command == "freshness":
+            found = store.freshness(args.views.split(",") if args.views else None, args.at)
+            for f in found:
+                print(f.summary())
+            alarm = any((args.fail_if_stale and f.stale) or (args.fail_if_behind and f.behind) for f in found)
+            return 4 if alarm else 0
         if args.command == "explain":
             print(store.explain_historical_features(args.entities, _features(args.features), args.full_feature_names))
             return 0

@@ -135,6 +135,25 @@ class FeatureStore:
         record_in_feast_registry(self.repo, reports)
         return reports
 
+    def freshness(self, feature_views: list[str] | None = None, now: datetime | None = None) -> list:
+        """How new each view's offline rows are, and how far Redis lags behind them (no Redis needed).
+
+        Per view (default: every view of the repo): the newest event time in its Delta source, its age
+        at ``now`` (default: the current time) against the view's ttl (``stale``), and the last
+        successful ``materialize_incremental`` of it: the time and source version it reached
+        (``behind`` when Delta has more). One Spark job reads the newest times of all views.
+
+        Returns:
+            One ``Freshness`` per view; ``summary()`` gives a line for logs.
+        """
+        from featurestore_spark.freshness import freshness
+
+        names = feature_views or list(self.repo.views)
+        unknown = [n for n in names if n not in self.repo.views]
+        if unknown:
+            raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
+        return freshness(self.spark, self.repo, [self.repo.views[n] for n in names], self.state_path, now)
+
     def _online(self, feature_views: list[str] | None):
         """The Redis settings (server checked) and the views to push."""
         from featurestore_spark.online.settings import redis_settings

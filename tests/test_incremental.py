@@ -16,6 +16,7 @@ import pytest
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.cli import main as cli
+from featurestore_spark.errors import UnknownFeatureViewError
 from tests.helpers import T0, apply_feast_repo, vacuum_everything
 
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
@@ -228,3 +229,44 @@ def test_change_files_vacuumed_under_a_kept_data_file_fall_back_to_the_whole_win
     updated = first.assign(event_timestamp=[later if k == 1 else t for k, t in zip(first.driver_id, first.event_timestamp)],
                            rate=[-1.0 if k == 1 else r for k, r in zip(first.driver_id, first.rate)])
     assert_served(fs, "rides", oracle(updated, E1))
+
+
+def test_freshness_follows_the_source_and_the_incremental_pushes(spark, repo, capsys):
+    """Newest event time and age against the ttl, and how far the last incremental push got, through
+    a push and a later append; the pandas rows as written are the reference."""
+    repo_path, data, _ = repo
+    first = rows([(k, timedelta(hours=h, minutes=k)) for k in range(1, 11) for h in (0, 1, 2)])
+    append(spark, first, f"{data}/rides", True)
+    spark.createDataFrame(first.head(0), SCHEMA).write.format("delta").save(f"{data}/rides_nocdf")  # no rows
+    store = FeatureStore(repo_path=repo_path, spark=spark)
+    newest = first["event_timestamp"].max().to_pydatetime()
+
+    rides, empty = store.freshness(["rides", "rides_nocdf"], now=E1)
+    assert (rides.newest, rides.age, rides.version, rides.stale) == (newest, E1 - newest, 0, False)
+    assert (rides.pushed_through, rides.pushed_version, rides.behind) == (None, None, True)
+    assert (empty.newest, empty.stale, empty.behind) == (None, True, False)  # a ttl and no row in it
+    assert store.freshness(["rides"], now=newest + timedelta(days=365))[0].stale is False  # ttl inclusive
+    assert store.freshness(["rides"], now=newest + timedelta(days=365, microseconds=1))[0].stale is True
+
+    store.materialize_incremental(E1, ["rides"])
+    rides = store.freshness(["rides"], now=E1)[0]
+    assert (rides.pushed_through, rides.pushed_version, rides.versions_behind, rides.lag, rides.behind) == (
+        E1, 0, 0, timedelta(0), False)
+
+    later = rows([(3, timedelta(days=1, hours=2))])  # past the push's end, in a new version
+    append(spark, later, f"{data}/rides", True)
+    rides = store.freshness(["rides"], now=E2)[0]
+    assert (rides.newest, rides.version, rides.versions_behind, rides.lag, rides.behind) == (
+        E1 + timedelta(hours=2), 1, 1, timedelta(hours=2), True)
+    assert rides.summary() == ("rides: newest 2026-03-02T02:00:00Z, age 22h (ttl 365d), version 1; pushed through "
+                               "2026-03-02T00:00:00Z at version 0; BEHIND by 1 version(s), 2h of event time")
+
+    base = ["--repo", str(repo_path), "freshness", "--at", E2.isoformat()]
+    capsys.readouterr()
+    assert cli(base + ["--fail-if-stale", "--views", "rides"]) == 0
+    assert cli(base + ["--fail-if-behind", "--views", "rides"]) == 4
+    assert cli(base + ["--fail-if-stale"]) == 4  # rides_nocdf has no row within its ttl
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == [rides.summary(), "rides_nocdf: no rows at version 0 (ttl 365d); STALE; never pushed incrementally"]
+    with pytest.raises(UnknownFeatureViewError, match="rides_typo"):
+        store.freshness(["rides_typo"])
