@@ -130,6 +130,26 @@ def commit_id(spark: SparkSession, location: str, version: int) -> str | None:
     return None
 
 
+def adds_rows(spark: SparkSession, location: str, first: int, last: int) -> bool:
+    """Whether a commit of versions first..last adds rows (an ``add`` with ``dataChange``): appends,
+    merges, updates, rewrites by deletes; not OPTIMIZE, property or constraint changes. Read newest
+    first, stopping at the first that does; a commit file that cannot be read counts as adding rows."""
+    import json
+
+    from py4j.protocol import Py4JJavaError
+
+    root = table_path(spark, location).rstrip("/")
+    for version in range(last, first - 1, -1):
+        try:
+            text = read_text(spark, f"{root}/_delta_log/{version:020d}.json")
+        except Py4JJavaError:
+            return True
+        for action in (json.loads(line) for line in text.splitlines() if '"add"' in line):
+            if "add" in action and action["add"].get("dataChange", True):
+                return True
+    return False
+
+
 def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
     """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM (wherever they
     are: a shallow clone's files live in its source table's folder)."""

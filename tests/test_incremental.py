@@ -7,6 +7,7 @@ with a pandas oracle over the rows as written.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ import pytest
 from featurestore_spark import FeatureStore
 from featurestore_spark.cli import main as cli
 from featurestore_spark.errors import UnknownFeatureViewError
+from featurestore_spark.freshness import freshness
 from tests.helpers import T0, apply_feast_repo, vacuum_everything
 
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
@@ -233,7 +235,7 @@ def test_change_files_vacuumed_under_a_kept_data_file_fall_back_to_the_whole_win
 
 def test_freshness_follows_the_source_and_the_incremental_pushes(spark, repo, capsys):
     """Newest event time and age against the ttl, and how far the last incremental push got, through
-    a push and a later append; the pandas rows as written are the reference."""
+    a push, an OPTIMIZE and a later append; the pandas rows as written are the reference."""
     repo_path, data, _ = repo
     first = rows([(k, timedelta(hours=h, minutes=k)) for k in range(1, 11) for h in (0, 1, 2)])
     append(spark, first, f"{data}/rides", True)
@@ -242,24 +244,38 @@ def test_freshness_follows_the_source_and_the_incremental_pushes(spark, repo, ca
     newest = first["event_timestamp"].max().to_pydatetime()
 
     rides, empty = store.freshness(["rides", "rides_nocdf"], now=E1)
-    assert (rides.newest, rides.age, rides.version, rides.stale) == (newest, E1 - newest, 0, False)
+    assert (rides.newest, rides.latest, rides.age, rides.version, rides.stale) == (newest, newest, E1 - newest, 0, False)
     assert (rides.pushed_through, rides.pushed_version, rides.behind) == (None, None, True)
     assert (empty.newest, empty.stale, empty.behind) == (None, True, False)  # a ttl and no row in it
     assert store.freshness(["rides"], now=newest + timedelta(days=365))[0].stale is False  # ttl inclusive
     assert store.freshness(["rides"], now=newest + timedelta(days=365, microseconds=1))[0].stale is True
+    early = store.freshness(["rides"], now=T0 + timedelta(minutes=30))[0]  # rows after the check do not count
+    assert (early.newest, early.latest) == (first["event_timestamp"][first["event_timestamp"] <= T0 + timedelta(
+        minutes=30)].max().to_pydatetime(), newest)
+    before = store.freshness(["rides"], now=T0 - timedelta(days=1))[0]
+    assert (before.newest, before.stale) == (None, True)
+    assert before.summary().startswith("rides: no rows up to 2026-02-28T00:00:00Z (ttl 365d), version 0, rows up to "
+                                       "2026-03-01T02:10:00Z after it; STALE; no incremental push")
 
     store.materialize_incremental(E1, ["rides"])
     rides = store.freshness(["rides"], now=E1)[0]
     assert (rides.pushed_through, rides.pushed_version, rides.versions_behind, rides.lag, rides.behind) == (
         E1, 0, 0, timedelta(0), False)
+    spark.sql(f"OPTIMIZE delta.`{data}/rides`")  # a new version that adds no rows
+    rides = store.freshness(["rides"], now=E1)[0]
+    assert (rides.version, rides.versions_behind, rides.new_rows, rides.behind) == (1, 1, False, False)
 
     later = rows([(3, timedelta(days=1, hours=2))])  # past the push's end, in a new version
     append(spark, later, f"{data}/rides", True)
     rides = store.freshness(["rides"], now=E2)[0]
-    assert (rides.newest, rides.version, rides.versions_behind, rides.lag, rides.behind) == (
-        E1 + timedelta(hours=2), 1, 1, timedelta(hours=2), True)
-    assert rides.summary() == ("rides: newest 2026-03-02T02:00:00Z, age 22h (ttl 365d), version 1; pushed through "
-                               "2026-03-02T00:00:00Z at version 0; BEHIND by 1 version(s), 2h of event time")
+    assert (rides.newest, rides.version, rides.versions_behind, rides.new_rows, rides.lag, rides.behind) == (
+        E1 + timedelta(hours=2), 2, 2, True, timedelta(hours=2), True)
+    assert rides.summary() == ("rides: newest 2026-03-02T02:00:00Z, age 22h (ttl 365d), version 2; pushed through "
+                               "2026-03-02T00:00:00Z at version 0; BEHIND: 2 newer version(s), adding rows; 2h of "
+                               "event time past the push")
+    offline = freshness(spark, store.repo, [dataclasses.replace(store.repo.views["rides"], online=False)],
+                        store.state_path, E2)[0]
+    assert (offline.behind, offline.summary().endswith("; offline only")) == (False, True)
 
     base = ["--repo", str(repo_path), "freshness", "--at", E2.isoformat()]
     capsys.readouterr()
@@ -267,6 +283,7 @@ def test_freshness_follows_the_source_and_the_incremental_pushes(spark, repo, ca
     assert cli(base + ["--fail-if-behind", "--views", "rides"]) == 4
     assert cli(base + ["--fail-if-stale"]) == 4  # rides_nocdf has no row within its ttl
     out = capsys.readouterr().out.splitlines()
-    assert out[-2:] == [rides.summary(), "rides_nocdf: no rows at version 0 (ttl 365d); STALE; never pushed incrementally"]
+    assert out[-2:] == [rides.summary(), "rides_nocdf: no rows up to 2026-03-03T00:00:00Z (ttl 365d), version 0; STALE; "
+                                         "no incremental push of this table and definition"]
     with pytest.raises(UnknownFeatureViewError, match="rides_typo"):
         store.freshness(["rides_typo"])
