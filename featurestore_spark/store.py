@@ -154,6 +154,36 @@ class FeatureStore:
             raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
         return freshness(self.spark, self.repo, [self.repo.views[n] for n in names], self.state_path, now)
 
+    def ingest_stream(
+        self, feature_view: str, stream: DataFrame, checkpoint: str, *, push_online: bool = True,
+        trigger: dict | None = None, query_name: str | None = None,
+    ):  # -> pyspark.sql.streaming.StreamingQuery
+        """Start a streaming query that appends ``stream`` to the view's Delta source and pushes each
+        micro-batch's newest values per key to Redis (online views, unless ``push_online=False``).
+
+        ``stream`` is a streaming DataFrame with the source table's columns (join keys, event and
+        created timestamps, features); they are checked before the query starts, and the Redis server
+        is pinged. Appends are exactly-once (a batch run again is not appended twice) and pushes are
+        newer-wins, so a restart from ``checkpoint`` loses and duplicates nothing.
+
+        Example:
+            >>> q = store.ingest_stream("driver_hourly_stats", spark.readStream.table("events"),
+            ...                         "/chk/driver_hourly_stats")  # doctest: +SKIP
+            >>> q.awaitTermination()  # doctest: +SKIP
+        """
+        from featurestore_spark.ingest import ingest_stream
+        from featurestore_spark.online.settings import redis_settings
+
+        if feature_view not in self.repo.views:
+            raise UnknownFeatureViewError(view=feature_view, ref=feature_view, known=self.repo.views)
+        view = self.repo.views[feature_view]
+        settings = None
+        if push_online and view.online:
+            settings = redis_settings(dict(self.repo.online_store))
+            settings.check()
+        return ingest_stream(self.spark, self.repo, view, stream, checkpoint, settings, trigger=trigger,
+                             query_name=query_name)
+
     def _online(self, feature_views: list[str] | None):
         """The Redis settings (server checked) and the views to push."""
         from featurestore_spark.online.settings import redis_settings

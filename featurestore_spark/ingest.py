@@ -1,0 +1,78 @@
+"""Streaming ingestion: a Structured Streaming DataFrame into a view's Delta source and into Redis.
+
+Each micro-batch is appended to the view's Delta table, then (for an online view) the latest row
+per entity key of the batch is pushed to Redis through the newer-wins script. The append is
+idempotent (Delta's ``txnAppId``/``txnVersion``: a batch Spark runs again after a failure is not
+appended twice), and so is the push (a replayed or out-of-order row older than what Redis holds is
+skipped): the table gets every row exactly once, Redis the newest value per key. A push that
+leaves keys unwritten fails the batch, and with it the query: restarted from its checkpoint, the
+query runs that batch again (the append is skipped, the push completes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from featurestore_spark.errors import OnlineStoreError, SourceError
+from featurestore_spark.offline.sources import read_view
+from featurestore_spark.online.materialize import latest_of, push
+from featurestore_spark.online.settings import RedisSettings
+from featurestore_spark.specs import FeatureViewSpec, RepoSpec
+
+log = logging.getLogger(__name__)
+
+#: The end of the window a micro-batch's rows are pushed with: every row counts, whatever its time.
+_NO_END = datetime(9999, 12, 31, tzinfo=timezone.utc)
+
+
+def ingest_stream(
+    spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, stream: DataFrame, checkpoint: str,
+    settings: RedisSettings | None, *, trigger: dict | None = None, query_name: str | None = None,
+) -> StreamingQuery:
+    """Start a query that writes ``stream`` (rows in the source table's columns) to the view's Delta
+    source and, when ``settings`` is given, its newest values to Redis. Returns the running query.
+
+    The stream's columns are checked against the view (join keys, timestamps, features, types)
+    before the query starts; extra columns are written too, and Delta refuses columns the table
+    lacks. ``checkpoint`` is the query's checkpoint folder: keep it to resume where it stopped.
+    ``trigger`` is passed to ``DataStreamWriter.trigger`` (e.g. ``{"availableNow": True}``).
+    """
+    if not stream.isStreaming:
+        raise SourceError(f"feature view '{view.name}': ingest_stream needs a streaming DataFrame "
+                          "(spark.readStream...); for a batch DataFrame append to the Delta table and materialize")
+    features = tuple(f.name for f in view.features)
+    read_view(spark, view, features, raw=stream)  # the same column and type checks as every read
+    # One id per view and checkpoint: a batch id is unique within a checkpoint, so Delta can tell a
+    # batch run again from a new one, also after a restart.
+    app_id = "fsspark-" + hashlib.sha1(f"{view.name}\n{checkpoint}".encode()).hexdigest()[:24]
+    address, location = view.source.address, view.source.location
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        batch = batch.persist()
+        try:
+            writer = batch.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", batch_id)
+            writer.save(address) if view.source.path else writer.saveAsTable(address)
+            if settings is not None:
+                rows = latest_of(read_view(batch.sparkSession, view, features, raw=batch), view, None, _NO_END)
+                counts = push(batch.sparkSession, repo, view, settings, rows)
+                log.info("feature view '%s', batch %d: %d keys, %d written, %d skipped, %d failed", view.name,
+                         batch_id, counts["rows"], counts["written"], counts["skipped"], counts["failed"])
+                if counts["failed"]:
+                    raise OnlineStoreError(
+                        f"feature view '{view.name}', batch {batch_id}: {counts['failed']} key(s) were not written to "
+                        f"Redis ({counts['error']}); the batch is in {location}; restart the query from its "
+                        "checkpoint to push it again")
+        finally:
+            batch.unpersist()
+
+    writer = stream.writeStream.foreachBatch(write_batch).option("checkpointLocation", checkpoint)
+    if trigger:
+        writer = writer.trigger(**trigger)
+    if query_name:
+        writer = writer.queryName(query_name)
+    return writer.start()
