@@ -1,18 +1,20 @@
 """Streaming ingestion: a Structured Streaming DataFrame into a view's Delta source and into Redis.
 
 Each micro-batch is appended to the view's Delta table, then (for an online view) the latest row
-per entity key of the batch is pushed to Redis through the newer-wins script. The append is
-idempotent (Delta's ``txnAppId``/``txnVersion``: a batch Spark runs again after a failure is not
-appended twice), and so is the push (a replayed or out-of-order row older than what Redis holds is
-skipped): the table gets every row exactly once, Redis the newest value per key. A push that
-leaves keys unwritten fails the batch, and with it the query: restarted from its checkpoint, the
-query runs that batch again (the append is skipped, the push completes).
+per entity key of the batch within the view's ttl of the batch's time is pushed to Redis through the
+newer-wins script, as ``materialize`` would push it then. The append is idempotent (Delta's
+``txnAppId``, the query's id, which its checkpoint keeps, and ``txnVersion``, the batch id: a batch
+Spark runs again after a failure is not appended twice, and a new checkpoint starts a new id), and so
+is the push (a replayed or out-of-order row older than what Redis holds is skipped): the table gets
+every row exactly once, Redis the newest value per key. A push that leaves keys unwritten fails the
+batch, and with it the query: restarted from its checkpoint, the query runs that batch again (the
+append is skipped, the push completes).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import threading
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -25,10 +27,6 @@ from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 log = logging.getLogger(__name__)
-
-#: The end of the window a micro-batch's rows are pushed with: every row counts, whatever its time.
-_NO_END = datetime(9999, 12, 31, tzinfo=timezone.utc)
-
 
 def ingest_stream(
     spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, stream: DataFrame, checkpoint: str,
@@ -47,18 +45,23 @@ def ingest_stream(
                           "(spark.readStream...); for a batch DataFrame append to the Delta table and materialize")
     features = tuple(f.name for f in view.features)
     read_view(spark, view, features, raw=stream)  # the same column and type checks as every read
-    # One id per view and checkpoint: a batch id is unique within a checkpoint, so Delta can tell a
-    # batch run again from a new one, also after a restart.
-    app_id = "fsspark-" + hashlib.sha1(f"{view.name}\n{checkpoint}".encode()).hexdigest()[:24]
     address, location = view.source.address, view.source.location
+    # Delta's txnAppId is the query's id: its checkpoint keeps it across restarts, so a batch run
+    # again is known by (id, batch id); a new checkpoint gets a new id, its batch ids start at 0 again.
+    query_id: list[str] = []
+    started = threading.Event()
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
+        started.wait()  # the first batch can begin before start() returns the query's id
+        now = datetime.now(timezone.utc)
         batch = batch.persist()
         try:
-            writer = batch.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", batch_id)
+            writer = batch.write.format("delta").mode("append").option("txnAppId", f"fsspark-{query_id[0]}")
+            writer = writer.option("txnVersion", batch_id)
             writer.save(address) if view.source.path else writer.saveAsTable(address)
             if settings is not None:
-                rows = latest_of(read_view(batch.sparkSession, view, features, raw=batch), view, None, _NO_END)
+                rows = read_view(batch.sparkSession, view, features, raw=batch)
+                rows = latest_of(rows, view, now - view.ttl if view.ttl else None, now)
                 counts = push(batch.sparkSession, repo, view, settings, rows)
                 log.info("feature view '%s', batch %d: %d keys, %d written, %d skipped, %d failed", view.name,
                          batch_id, counts["rows"], counts["written"], counts["skipped"], counts["failed"])
@@ -75,4 +78,7 @@ def ingest_stream(
         writer = writer.trigger(**trigger)
     if query_name:
         writer = writer.queryName(query_name)
-    return writer.start()
+    query = writer.start()
+    query_id.append(str(query.id))
+    started.set()
+    return query
