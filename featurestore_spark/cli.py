@@ -8,9 +8,12 @@
     fsspark training-set --reproduce OUTPUT_OR_MANIFEST --out PATH [--version N]
     fsspark training-sets list | show NAME
     fsspark freshness [--views a,b] [--at TIME] [--state-path PATH] [--fail-if-stale] [--fail-if-behind]
+    fsspark ingest-stream --view V --from DELTA_OR_FOLDER [--format delta|parquet|json] --checkpoint PATH
+                          [--every '1 minute' | --available-now] [--offline-only]
 
-Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun);
-4 a view is stale or behind, as asked by --fail-if-stale / --fail-if-behind.
+Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun; for
+ingest-stream: restart from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale /
+--fail-if-behind.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from featurestore_spark.errors import FeatureStoreError
+from featurestore_spark.errors import FeatureStoreError, UnknownFeatureViewError
 
 
 def _features(value: str) -> object:
@@ -88,6 +91,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="exit with status 4 when a view's newest row is older than its ttl")
     fresh.add_argument("--fail-if-behind", action="store_true",
                        help="exit with status 4 when Redis may lack rows Delta has (see the README)")
+    stream = sub.add_parser("ingest-stream", help="stream rows into a view's Delta source and Redis")
+    stream.add_argument("--view", required=True, help="the feature view")
+    stream.add_argument("--from", dest="source", required=True,
+                        help="a Delta table (path or name), or a folder of parquet or json files in the view "
+                             "source's columns")
+    stream.add_argument("--format", default="delta", choices=("delta", "parquet", "json"))
+    stream.add_argument("--checkpoint", required=True, help="the query's checkpoint folder (keep it to resume)")
+    when = stream.add_mutually_exclusive_group()
+    when.add_argument("--every", default=None, help="micro-batch interval, e.g. '1 minute' (default: back to back)")
+    when.add_argument("--available-now", action="store_true", help="take what is there now, then stop")
+    stream.add_argument("--offline-only", action="store_true", help="append to Delta only, push nothing to Redis")
     args = parser.parse_args(argv)
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
@@ -111,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 reports = store.materialize_incremental(args.end, views)
             return report_push(reports)
+        if args.command == "ingest-stream":
+            return _ingest_stream(store, args)
         if args.command == "freshness":
             found = store.freshness(args.views.split(",") if args.views else None, args.at)
             for f in found:
@@ -131,6 +147,36 @@ def main(argv: list[str] | None = None) -> int:
     except (FeatureStoreError, ConnectionError) as exc:
         print(f"fsspark: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _ingest_stream(store: object, args: argparse.Namespace) -> int:
+    """Run the stream until it stops (--available-now) or fails; 3 when a batch's push failed."""
+    from pyspark.errors import StreamingQueryException
+
+    from featurestore_spark import delta_io
+
+    spark = store.spark  # type: ignore[attr-defined]
+    if args.format == "delta":
+        reader = spark.readStream.format("delta")
+        rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
+    else:  # files carry no schema a stream can trust: take the view's source table's
+        view = store.repo.views.get(args.view)  # type: ignore[attr-defined]
+        if view is None:
+            raise UnknownFeatureViewError(view=args.view, ref=args.view, known=store.repo.views)  # type: ignore[attr-defined]
+        schema = delta_io.read_delta(spark, view.source.address, what=f"source of feature view '{view.name}'").schema
+        rows = spark.readStream.schema(schema).format(args.format).load(args.source)
+    trigger = {"availableNow": True} if args.available_now else {"processingTime": args.every} if args.every else None
+    query = store.ingest_stream(args.view, rows, args.checkpoint, push_online=not args.offline_only,  # type: ignore[attr-defined]
+                                trigger=trigger, query_name=f"fsspark-ingest-{args.view}")
+    try:
+        query.awaitTermination()
+    except StreamingQueryException as exc:
+        print(f"fsspark: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 3
+    done = [p for p in query.recentProgress if p["numInputRows"]]
+    print(f"{args.view}: {sum(p['numInputRows'] for p in done)} rows in {len(done)} batch(es) (the last "
+          f"{len(query.recentProgress)} progress reports); checkpoint {args.checkpoint}")
+    return 0
 
 
 def _training_sets(store: object, args: argparse.Namespace) -> int:

@@ -151,3 +151,26 @@ def test_a_batch_redis_refuses_stops_the_query_and_a_restart_pushes_it(spark, se
     run(spark, store, inbox, checkpoint)
     assert table(spark, data) == expected(batch)
     assert_served(fs, "rides", newest(batch))
+
+
+def test_the_cli_streams_a_delta_table_into_a_view(spark, setup, capsys):
+    """``fsspark ingest-stream --from <Delta table> --available-now``: a bronze table's rows into the view's
+    source and Redis; a second run with the same checkpoint takes only the rows added since."""
+    from featurestore_spark.cli import main as cli
+
+    store, fs, data, inbox, checkpoint = setup
+    bronze = str(data.parent / "bronze")
+    first = rows([(k, timedelta(hours=1, minutes=k)) for k in range(1, 16)])
+    spark.createDataFrame(first, SCHEMA).write.format("delta").save(bronze)
+    args = ["--repo", str(store.repo.repo_path), "ingest-stream", "--view", "rides", "--from", bronze,
+            "--checkpoint", str(checkpoint), "--available-now"]
+    assert cli(args) == 0
+    assert f"rides: 15 rows in 1 batch(es)" in capsys.readouterr().out
+    second = rows([(k, timedelta(hours=2)) for k in range(10, 21)])
+    spark.createDataFrame(second, SCHEMA).write.format("delta").mode("append").save(bronze)
+    assert cli(args) == 0
+    assert f"rides: 11 rows in 1 batch(es)" in capsys.readouterr().out
+    assert table(spark, data) == expected(first, second)
+    assert_served(fs, "rides", newest(pd.concat([first, second])))
+    assert cli(args[:-1] + ["--available-now", "--view", "nope"]) == 2
+    assert "unknown feature view 'nope'" in capsys.readouterr().err.lower()
