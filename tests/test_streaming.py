@@ -174,3 +174,38 @@ def test_the_cli_streams_a_delta_table_into_a_view(spark, setup, capsys):
     assert_served(fs, "rides", newest(pd.concat([first, second])))
     assert cli(args[:-1] + ["--available-now", "--view", "nope"]) == 2
     assert "unknown feature view 'nope'" in capsys.readouterr().err.lower()
+
+
+def test_a_stream_into_a_catalog_table_source_is_appended_once(spark, setup):
+    """A view whose source is a table name: batches go in with saveAsTable, once, also when one runs again."""
+    import dataclasses
+
+    from featurestore_spark.ingest import ingest_stream
+    from featurestore_spark.online.settings import redis_settings
+
+    store, fs, _, inbox, checkpoint = setup
+    name = "fsspark_stream_rides"
+    view = store.repo.views["rides"]
+    view = dataclasses.replace(view, source=dataclasses.replace(view.source, path=None, table=name))
+    settings = redis_settings(dict(store.repo.online_store))
+    batch = rows([(k, timedelta(hours=1, minutes=k)) for k in range(1, 21)])
+    drop(spark, batch, inbox, "a")
+
+    def run_table() -> None:
+        stream = spark.readStream.schema(SCHEMA).parquet(str(inbox))
+        ingest_stream(spark, store.repo, view, stream, str(checkpoint), settings,
+                      trigger={"availableNow": True}).awaitTermination()
+
+    try:
+        run_table()  # creates the table
+        last = max((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
+        last.unlink()
+        (last.parent / f".{last.name}.crc").unlink(missing_ok=True)
+        run_table()  # the batch again: not appended twice
+        pdf = spark.table(name).toPandas()
+        pdf["event_timestamp"] = pdf["event_timestamp"].dt.tz_localize("UTC")
+        assert sorted(pdf[["driver_id", "event_timestamp", "rate", "trips"]].itertuples(index=False, name=None)) == \
+            expected(batch)
+        assert_served(fs, "rides", newest(batch))
+    finally:
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
