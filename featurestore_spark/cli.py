@@ -11,9 +11,9 @@
     fsspark ingest-stream --view V --from DELTA_OR_FOLDER [--format delta|parquet|json] --checkpoint PATH
                           [--every '1 minute' | --available-now] [--offline-only]
 
-Exit codes: 0 done; 2 bad input or unreachable store; 3 some keys failed to reach Redis (rerun; for
-ingest-stream: restart from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale /
---fail-if-behind.
+Exit codes: 0 done (or a stream stopped by Ctrl-C); 2 bad input, an unreachable store, or a stream that
+failed otherwise; 3 some keys failed to reach Redis (rerun; for ingest-stream: run it again, it resumes
+from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale / --fail-if-behind.
 """
 
 from __future__ import annotations
@@ -150,29 +150,47 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _ingest_stream(store: object, args: argparse.Namespace) -> int:
-    """Run the stream until it stops (--available-now) or fails; 3 when a batch's push failed."""
-    from pyspark.errors import StreamingQueryException
+    """Run the stream until it stops (--available-now), is interrupted, or fails: 3 when a batch's push
+    to Redis failed (run again: it resumes from the checkpoint), 2 for any other failure."""
+    from pyspark.errors import AnalysisException, IllegalArgumentException, StreamingQueryException
 
     from featurestore_spark import delta_io
 
     spark = store.spark  # type: ignore[attr-defined]
-    if args.format == "delta":
-        reader = spark.readStream.format("delta")
-        rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
-    else:  # files carry no schema a stream can trust: take the view's source table's
-        view = store.repo.views.get(args.view)  # type: ignore[attr-defined]
-        if view is None:
-            raise UnknownFeatureViewError(view=args.view, ref=args.view, known=store.repo.views)  # type: ignore[attr-defined]
-        schema = delta_io.read_delta(spark, view.source.address, what=f"source of feature view '{view.name}'").schema
-        rows = spark.readStream.schema(schema).format(args.format).load(args.source)
-    trigger = {"availableNow": True} if args.available_now else {"processingTime": args.every} if args.every else None
-    query = store.ingest_stream(args.view, rows, args.checkpoint, push_online=not args.offline_only,  # type: ignore[attr-defined]
-                                trigger=trigger, query_name=f"fsspark-ingest-{args.view}")
+    try:
+        if args.format == "delta":
+            reader = spark.readStream.format("delta")
+            rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
+        else:  # files carry no schema a stream can trust: take the view's source table's (it must exist)
+            view = store.repo.views.get(args.view)  # type: ignore[attr-defined]
+            if view is None:
+                raise UnknownFeatureViewError(view=args.view, ref=args.view, known=store.repo.views)  # type: ignore[attr-defined]
+            schema = delta_io.read_delta(spark, view.source.address, what=f"source of feature view '{view.name}'").schema
+            rows = spark.readStream.schema(schema).format(args.format).load(args.source)
+        trigger = {"availableNow": True} if args.available_now else {"processingTime": args.every} if args.every else None
+        query = store.ingest_stream(args.view, rows, args.checkpoint, push_online=not args.offline_only,  # type: ignore[attr-defined]
+                                    trigger=trigger, query_name=f"fsspark-ingest-{args.view}")
+    except (AnalysisException, IllegalArgumentException) as exc:
+        print(f"fsspark: error: cannot stream {args.source} into '{args.view}': {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return 2
     try:
         query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()
+        print(f"{args.view}: stream stopped; run the same command to resume from {args.checkpoint}")
+        return 0
     except StreamingQueryException as exc:
-        print(f"fsspark: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 3
+        # A failure inside a batch comes back as Spark's summary, then the Python traceback: the
+        # traceback's last line names the error (ours, for a push, names view, batch and Redis's answer).
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("featurestore_spark.errors.OnlineStoreError: ")]
+        if errors:
+            print(f"fsspark: error: {errors[-1].split(': ', 1)[1]}", file=sys.stderr)
+            return 3
+        print(f"fsspark: error: the stream into '{args.view}' failed: {lines[0]}", file=sys.stderr)
+        print(f"fsspark: cause: {lines[-1]}", file=sys.stderr)
+        return 2
     done = [p for p in query.recentProgress if p["numInputRows"]]
     print(f"{args.view}: {sum(p['numInputRows'] for p in done)} rows in {len(done)} batch(es) (the last "
           f"{len(query.recentProgress)} progress reports); checkpoint {args.checkpoint}")

@@ -209,3 +209,40 @@ def test_a_stream_into_a_catalog_table_source_is_appended_once(spark, setup):
         assert_served(fs, "rides", newest(batch))
     finally:
         spark.sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def test_the_cli_exits_3_when_a_push_fails_and_2_on_a_bad_source(spark, setup, capsys):
+    """The batch's Redis failure is named (view, batch, Redis's answer) and exits 3; the same command
+    then resumes and completes. A source that is not there exits 2 without a traceback."""
+    import redis
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from featurestore_spark.cli import main as cli
+
+    store, fs, data, _, checkpoint = setup
+    client = redis.Redis(port=PORT, db=DB)
+    squatted = serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=4)]), 3) + b"stream"
+    client.set(squatted, b"not a hash")
+    bronze = str(data.parent / "bronze")
+    batch = rows([(k, timedelta(minutes=k)) for k in range(1, 11)])
+    spark.createDataFrame(batch, SCHEMA).write.format("delta").save(bronze)
+    args = ["--repo", str(store.repo.repo_path), "ingest-stream", "--view", "rides", "--from", bronze,
+            "--checkpoint", str(checkpoint), "--available-now"]
+    capsys.readouterr()
+    assert cli(args) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("fsspark: error: feature view 'rides', batch 0: ") and "WRONGTYPE" in err, err
+    assert "restart the query from its checkpoint" in err and "Traceback" not in err
+    client.delete(squatted)
+    assert cli(args) == 0
+    assert table(spark, data) == expected(batch)
+    assert_served(fs, "rides", newest(batch))
+
+    missing = ["--repo", str(store.repo.repo_path), "ingest-stream", "--view", "rides", "--from",
+               str(data.parent / "nothing_here"), "--checkpoint", str(checkpoint.parent / "chk2"), "--available-now"]
+    assert cli(missing) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fsspark: error: cannot stream {data.parent / 'nothing_here'} into 'rides': ") and \
+        "Traceback" not in err, err
