@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from featurestore_spark import delta_io
 from featurestore_spark.offline.sources import TS, read_view
 from featurestore_spark.online.incremental import source_identity
+from featurestore_spark.online.materialize import utc
 from featurestore_spark.online.watermarks import last_watermark
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
@@ -122,8 +123,7 @@ def freshness(
         SourceError: a source is not a readable Delta table.
         MissingColumnError / TimestampTypeError: a source lacks the view's key or timestamp column.
     """
-    now = datetime.now(timezone.utc) if now is None else (now.replace(tzinfo=timezone.utc) if now.tzinfo is None
-                                                          else now.astimezone(timezone.utc))
+    now = datetime.now(timezone.utc) if now is None else utc(now)
     versions = [delta_io.latest_version(spark, v.source.address, what=f"source of feature view '{v.name}'")
                 for v in views]
     newest = _newest(spark, views, versions, now)

@@ -52,12 +52,12 @@ rides_nocdf = view("rides_nocdf")
 '''
 
 
-def rows(spec: list[tuple[int, timedelta]]) -> pd.DataFrame:
-    """Rows (driver, event time); values derived from both, so every row is distinguishable."""
+def rows(spec: list[tuple[int, timedelta]], base=T0) -> pd.DataFrame:
+    """Rows (driver, event time base + dt); values derived from both, so every row is distinguishable."""
     return pd.DataFrame({
         "driver_id": [k for k, _ in spec],
-        "event_timestamp": [T0 + dt for _, dt in spec],
-        "created": [T0 + dt + timedelta(minutes=1) for _, dt in spec],
+        "event_timestamp": [base + dt for _, dt in spec],
+        "created": [base + dt + timedelta(minutes=1) for _, dt in spec],
         "rate": [k + dt.total_seconds() / 1e6 for k, dt in spec],
         "trips": [int(dt.total_seconds()) // 60 for _, dt in spec],
     })

@@ -19,6 +19,7 @@ import pytest
 from featurestore_spark import FeatureStore, MissingColumnError
 from tests.helpers import apply_feast_repo
 from tests.test_incremental import DEFS, SCHEMA, assert_served
+from tests.test_incremental import rows as rows_at
 
 PORT = int(os.environ.get("FSSPARK_REDIS_PORT", "6379"))
 DB = 4
@@ -27,14 +28,8 @@ BASE = NOW - timedelta(days=2)
 
 
 def rows(spec: list[tuple[int, timedelta]]) -> pd.DataFrame:
-    """Rows (driver, event time BASE + dt); values derived from both, so every row is distinguishable."""
-    return pd.DataFrame({
-        "driver_id": [k for k, _ in spec],
-        "event_timestamp": [BASE + dt for _, dt in spec],
-        "created": [BASE + dt + timedelta(minutes=1) for _, dt in spec],
-        "rate": [k + dt.total_seconds() / 1e6 for k, dt in spec],
-        "trips": [int(dt.total_seconds()) // 60 for _, dt in spec],
-    })
+    """Rows (driver, event time BASE + dt), as test_incremental makes them."""
+    return rows_at(spec, BASE)
 
 
 def newest(pdf: pd.DataFrame) -> pd.DataFrame:
