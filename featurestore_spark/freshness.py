@@ -23,7 +23,7 @@ from featurestore_spark import delta_io
 from featurestore_spark.offline.sources import TS, read_view
 from featurestore_spark.online.incremental import source_identity
 from featurestore_spark.online.materialize import utc
-from featurestore_spark.online.watermarks import last_watermark
+from featurestore_spark.online.watermarks import last_watermarks
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -127,9 +127,10 @@ def freshness(
     versions = [delta_io.latest_version(spark, v.source.address, what=f"source of feature view '{v.name}'")
                 for v in views]
     newest = _newest(spark, views, versions, now)
+    marks = last_watermarks(spark, state_path, repo.project, {v.name: source_identity(spark, v) for v in views})
     out = []
     for view, version in zip(views, versions):
-        mark = last_watermark(spark, state_path, repo.project, view.name, source_identity(spark, view))
+        mark = marks.get(view.name)
         new_rows = bool(mark) and version > mark.source_version and delta_io.adds_rows(
             spark, view.source.address, mark.source_version + 1, version)
         out.append(Freshness(

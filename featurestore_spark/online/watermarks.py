@@ -53,24 +53,30 @@ def default_state_path(repo: RepoSpec) -> str:
 def last_watermark(spark: SparkSession, path: str, project: str, view: str, identity: str) -> Watermark | None:
     """The watermark of ``view`` for this source table and definition (``identity``), or None when no
     incremental run of them has succeeded: a recreated table or a changed view starts afresh."""
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
+    return last_watermarks(spark, path, project, {view: identity}).get(view)
+
+
+def last_watermarks(spark: SparkSession, path: str, project: str, identities: dict[str, str]) -> dict[str, Watermark]:
+    """``last_watermark`` of several views (view -> identity) in one query; views without one are absent."""
+    if not identities or not DeltaTable.isDeltaTable(spark, path):
+        return {}
     marks = spark.read.format("delta").load(path)
     if "identity" not in marks.columns:  # written before identities were recorded: start afresh
-        return None
-    row = (
+        return {}
+    wanted = F.lit(False)
+    for view, identity in identities.items():
+        wanted = wanted | ((F.col("view") == view) & (F.col("identity") == identity))
+    rows = (
         marks
-        .where((F.col("project") == project) & (F.col("view") == view) & (F.col("identity") == identity))
-        .orderBy(F.col("end_ts").desc(), F.col("source_version").desc())
-        .select(F.unix_micros("end_ts").alias("end_us"), "source_version")
-        .first()
+        .where((F.col("project") == project) & wanted)
+        .groupBy("view")  # the latest end, then the latest version: one whole row
+        .agg(F.max(F.struct(F.unix_micros("end_ts").alias("end_us"), F.col("source_version"))).alias("m"))
+        .collect()
     )
-    if row is None:
-        return None
     # Micros, not the timestamp: PySpark hands a timestamp back as a naive datetime in the driver
     # process's local time zone, which need not be UTC.
-    end = datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=row["end_us"])
-    return Watermark(end=end, source_version=int(row["source_version"]))
+    return {r["view"]: Watermark(end=datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=r["m"]["end_us"]),
+                                 source_version=int(r["m"]["source_version"])) for r in rows}
 
 
 def record_watermark(
