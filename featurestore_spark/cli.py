@@ -23,7 +23,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from featurestore_spark.errors import FeatureStoreError, UnknownFeatureViewError
+from featurestore_spark.errors import FeatureStoreError
 
 
 def _features(value: str) -> object:
@@ -162,9 +162,7 @@ def _ingest_stream(store: object, args: argparse.Namespace) -> int:
             reader = spark.readStream.format("delta")
             rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
         else:  # files carry no schema a stream can trust: take the view's source table's (it must exist)
-            view = store.repo.views.get(args.view)  # type: ignore[attr-defined]
-            if view is None:
-                raise UnknownFeatureViewError(view=args.view, ref=args.view, known=store.repo.views)  # type: ignore[attr-defined]
+            view = store.views([args.view])[0]  # type: ignore[attr-defined]
             schema = delta_io.read_delta(spark, view.source.address, what=f"source of feature view '{view.name}'").schema
             rows = spark.readStream.schema(schema).format(args.format).load(args.source)
         trigger = {"availableNow": True} if args.available_now else {"processingTime": args.every} if args.every else None

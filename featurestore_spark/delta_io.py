@@ -108,45 +108,44 @@ def table_id(spark: SparkSession, location: str) -> str:
     return str(delta_table(spark, location).detail().select("id").first()[0])
 
 
+def _commit(spark: SparkSession, root: str, version: int) -> list[dict]:
+    """The actions of commit ``version`` of the table at ``root`` (its ``_delta_log`` JSON file)."""
+    import json
+
+    text = read_text(spark, f"{root.rstrip('/')}/_delta_log/{version:020d}.json")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def commit_id(spark: SparkSession, location: str, version: int) -> str | None:
     """What tells the commit that made ``version`` of the table from any other: its ``txnId`` (else
     its time). A table dropped and created again at the same place does not repeat it; a table
     replaced in place (``CREATE OR REPLACE``) keeps its log, and so its earlier commits. None where the
     commit file cannot be read (its log cleaned up, or no Delta table there)."""
-    import json
-
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
 
     try:
-        root = table_path(spark, location)
-        text = read_text(spark, f"{root.rstrip('/')}/_delta_log/{version:020d}.json")
+        actions = _commit(spark, table_path(spark, location), version)
     except (Py4JJavaError, AnalysisException):
         return None
-    for line in text.splitlines():
-        if '"commitInfo"' in line:
-            info = json.loads(line)["commitInfo"]
-            return str(info.get("txnId") or info.get("timestamp"))
-    return None
+    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), None)
+    return None if info is None else str(info.get("txnId") or info.get("timestamp"))
 
 
 def adds_rows(spark: SparkSession, location: str, first: int, last: int) -> bool:
     """Whether a commit of versions first..last adds rows (an ``add`` with ``dataChange``): appends,
     merges, updates, rewrites by deletes; not OPTIMIZE, property or constraint changes. Read newest
     first, stopping at the first that does; a commit file that cannot be read counts as adding rows."""
-    import json
-
     from py4j.protocol import Py4JJavaError
 
-    root = table_path(spark, location).rstrip("/")
+    root = table_path(spark, location)
     for version in range(last, first - 1, -1):
         try:
-            text = read_text(spark, f"{root}/_delta_log/{version:020d}.json")
+            actions = _commit(spark, root, version)
         except Py4JJavaError:
             return True
-        for action in (json.loads(line) for line in text.splitlines() if '"add"' in line):
-            if "add" in action and action["add"].get("dataChange", True):
-                return True
+        if any("add" in a and a["add"].get("dataChange", True) for a in actions):
+            return True
     return False
 
 
@@ -160,12 +159,9 @@ def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
 def missing_change_files(spark: SparkSession, root: str, first: int, last: int) -> list[str]:
     """Files a change-data-feed read of versions first..last needs that are gone (VACUUM): the commits'
     ``cdc`` files, and the ``add`` and ``remove`` files Delta reads when a commit has no ``cdc`` file."""
-    import json
-
     needed = []
     for version in range(first, last + 1):
-        commit = f"{root.rstrip('/')}/_delta_log/{version:020d}.json"
-        actions = [json.loads(line) for line in read_text(spark, commit).splitlines() if line.strip()]
+        actions = _commit(spark, root, version)
         cdc = [a["cdc"]["path"] for a in actions if "cdc" in a]  # always dataChange=false, by the protocol
         needed += cdc or [a[kind]["path"] for a in actions for kind in ("add", "remove")
                           if kind in a and a[kind].get("dataChange", True)]

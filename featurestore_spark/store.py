@@ -148,11 +148,7 @@ class FeatureStore:
         """
         from featurestore_spark.freshness import freshness
 
-        names = feature_views or list(self.repo.views)
-        unknown = [n for n in names if n not in self.repo.views]
-        if unknown:
-            raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
-        return freshness(self.spark, self.repo, [self.repo.views[n] for n in names], self.state_path, now)
+        return freshness(self.spark, self.repo, self.views(feature_views or list(self.repo.views)), self.state_path, now)
 
     def ingest_stream(
         self, feature_view: str, stream: DataFrame, checkpoint: str, *, push_online: bool = True,
@@ -174,9 +170,7 @@ class FeatureStore:
         from featurestore_spark.ingest import ingest_stream
         from featurestore_spark.online.settings import redis_settings
 
-        if feature_view not in self.repo.views:
-            raise UnknownFeatureViewError(view=feature_view, ref=feature_view, known=self.repo.views)
-        view = self.repo.views[feature_view]
+        view = self.views([feature_view])[0]
         settings = None
         if push_online and view.online:
             settings = redis_settings(dict(self.repo.online_store))
@@ -190,11 +184,20 @@ class FeatureStore:
 
         settings = redis_settings(dict(self.repo.online_store))
         names = feature_views or [v.name for v in self.repo.views.values() if v.online]
+        self.views(names)
+        settings.check()
+        return settings, names
+
+    def views(self, names: list[str]) -> list:
+        """The views of these names, in order (``FeatureViewSpec``).
+
+        Raises:
+            UnknownFeatureViewError: a name the repo does not define (the first, with the known ones).
+        """
         unknown = [n for n in names if n not in self.repo.views]
         if unknown:
             raise UnknownFeatureViewError(view=unknown[0], ref=unknown[0], known=self.repo.views)
-        settings.check()
-        return settings, names
+        return [self.repo.views[n] for n in names]
 
     def explain_historical_features(self, entity_df: object, features: object, full_feature_names: bool = False) -> str:
         """What ``get_historical_features`` would do with these inputs, and why (runs the statistics only)."""

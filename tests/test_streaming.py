@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
 
 from featurestore_spark import FeatureStore, MissingColumnError
 from tests.helpers import apply_feast_repo
@@ -72,9 +73,25 @@ def expected(*frames: pd.DataFrame) -> list[tuple]:
     return sorted(pdf[["driver_id", "event_timestamp", "rate", "trips"]].itertuples(index=False, name=None))
 
 
-def test_a_stream_reaches_delta_once_and_redis_newest_first(spark, setup):
-    import redis
+def forget_last_batch(checkpoint: Path) -> None:
+    """A crash after the last batch's append and before Spark recorded it: the batch runs again on restart."""
+    last = max((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
+    last.unlink()
+    (last.parent / f".{last.name}.crc").unlink(missing_ok=True)  # the local file system's checksum
 
+
+def squat(client, driver_id: int) -> bytes:
+    """Hold the Redis key of ``driver_id`` (project "stream") as a string: the script calls holding it fail."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    key = serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=driver_id)]), 3)
+    client.set(key + b"stream", b"not a hash")
+    return key + b"stream"
+
+
+def test_a_stream_reaches_delta_once_and_redis_newest_first(spark, setup):
     store, fs, data, inbox, checkpoint = setup
     first = rows([(k, timedelta(hours=h, minutes=k)) for k in range(1, 31) for h in (0, 1)])
     drop(spark, first, inbox, "a")
@@ -95,9 +112,7 @@ def test_a_stream_reaches_delta_once_and_redis_newest_first(spark, setup):
 
     # A crash after the batch's append and before Spark recorded it: the batch runs again on restart,
     # its push too (Redis emptied to see it).
-    last = max((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
-    last.unlink()
-    (last.parent / f".{last.name}.crc").unlink(missing_ok=True)  # the local file system's checksum
+    forget_last_batch(checkpoint)
     redis.Redis(port=PORT, db=DB).flushdb()
     run(spark, store, inbox, checkpoint)
     assert table(spark, data) == expected(first, second)  # not appended twice
@@ -125,16 +140,11 @@ def test_a_batch_redis_refuses_stops_the_query_and_a_restart_pushes_it(spark, se
     """A key held by another program as a string: the batch's push fails, so does the query (naming
     the failure); once the key is cleared, a restart from the checkpoint runs the batch again: the
     append is skipped, the push completes."""
-    import redis
-    from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
     from pyspark.errors import StreamingQueryException
 
     store, fs, data, inbox, checkpoint = setup
     client = redis.Redis(port=PORT, db=DB)
-    squatted = serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=7)]), 3) + b"stream"
-    client.set(squatted, b"not a hash")
+    squatted = squat(client, 7)
     batch = rows([(k, timedelta(hours=1, minutes=k)) for k in range(1, 21)])
     drop(spark, batch, inbox, "a")
     with pytest.raises(StreamingQueryException, match=r"feature view 'rides', batch 0: \d+ key\(s\) were not written "
@@ -160,11 +170,11 @@ def test_the_cli_streams_a_delta_table_into_a_view(spark, setup, capsys):
     args = ["--repo", str(store.repo.repo_path), "ingest-stream", "--view", "rides", "--from", bronze,
             "--checkpoint", str(checkpoint), "--available-now"]
     assert cli(args) == 0
-    assert f"rides: 15 rows in 1 batch(es)" in capsys.readouterr().out
+    assert "rides: 15 rows in 1 batch(es)" in capsys.readouterr().out
     second = rows([(k, timedelta(hours=2)) for k in range(10, 21)])
     spark.createDataFrame(second, SCHEMA).write.format("delta").mode("append").save(bronze)
     assert cli(args) == 0
-    assert f"rides: 11 rows in 1 batch(es)" in capsys.readouterr().out
+    assert "rides: 11 rows in 1 batch(es)" in capsys.readouterr().out
     assert table(spark, data) == expected(first, second)
     assert_served(fs, "rides", newest(pd.concat([first, second])))
     assert cli(args[:-1] + ["--available-now", "--view", "nope"]) == 2
@@ -193,9 +203,7 @@ def test_a_stream_into_a_catalog_table_source_is_appended_once(spark, setup):
 
     try:
         run_table()  # creates the table
-        last = max((checkpoint / "commits").glob("[0-9]*"), key=lambda p: int(p.name))
-        last.unlink()
-        (last.parent / f".{last.name}.crc").unlink(missing_ok=True)
+        forget_last_batch(checkpoint)
         run_table()  # the batch again: not appended twice
         pdf = spark.table(name).toPandas()
         pdf["event_timestamp"] = pdf["event_timestamp"].dt.tz_localize("UTC")
@@ -209,17 +217,12 @@ def test_a_stream_into_a_catalog_table_source_is_appended_once(spark, setup):
 def test_the_cli_exits_3_when_a_push_fails_and_2_on_a_bad_source(spark, setup, capsys):
     """The batch's Redis failure is named (view, batch, Redis's answer) and exits 3; the same command
     then resumes and completes. A source that is not there exits 2 without a traceback."""
-    import redis
-    from feast.infra.key_encoding_utils import serialize_entity_key
-    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-    from feast.protos.feast.types.Value_pb2 import Value
 
     from featurestore_spark.cli import main as cli
 
     store, fs, data, _, checkpoint = setup
     client = redis.Redis(port=PORT, db=DB)
-    squatted = serialize_entity_key(EntityKey(join_keys=["driver_id"], entity_values=[Value(int64_val=4)]), 3) + b"stream"
-    client.set(squatted, b"not a hash")
+    squatted = squat(client, 4)
     bronze = str(data.parent / "bronze")
     batch = rows([(k, timedelta(minutes=k)) for k in range(1, 11)])
     spark.createDataFrame(batch, SCHEMA).write.format("delta").save(bronze)
