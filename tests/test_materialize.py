@@ -140,7 +140,8 @@ def test_push_survives_a_redis_restart_midway(tmp_path):
                     settings=RedisSettings(nodes=(("127.0.0.1", port),)))
     try:
         counts = list(push_batches(batches(), spec))[0].to_pydict()
-        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
+        assert counts == {"written": [2 * size], "created": [2 * size], "skipped": [0], "failed": [0],
+                          "error": [None]}
         assert client.dbsize() == size  # the restarted server (no persistence) holds the second batch
     finally:
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False)

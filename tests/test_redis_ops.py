@@ -195,7 +195,7 @@ def test_a_server_that_stays_down_counts_the_rest_of_the_partition_failed(tmp_pa
             yield _rate_batch(2 * size, size)
 
         counts = list(redis_push.push_batches(batches(), _rate_spec(port)))[0].to_pydict()
-    assert counts == {"written": [size], "skipped": [0], "failed": [2 * size],
+    assert counts == {"written": [size], "created": [size], "skipped": [0], "failed": [2 * size],
                       "error": [f"no answer from Redis at 127.0.0.1:{port}/0 after 2 retries"]}
 
 
@@ -217,7 +217,7 @@ def test_calls_answered_noscript_are_sent_again_with_the_script_loaded(tmp_path,
             yield _rate_batch(size, size)
 
         counts = list(redis_push.push_batches(batches(), _rate_spec(port)))[0].to_pydict()
-        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
+        assert counts == {"written": [2 * size], "created": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         assert client.dbsize() == 2 * size
 
 
@@ -235,10 +235,11 @@ _BEFORE = st.sampled_from(["absent", "other view", "older", "equal", "newer"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fresh=st.integers(0, 450), mixed=st.lists(_BEFORE, max_size=450),
        base=st.one_of(st.just(-300_000_000), st.integers(-62_135_596_800 * 10**6, 253_402_300_000 * 10**6)),
-       step=st.sampled_from([1, 999_999, 1_000_000, 86_400 * 10**6]))
-def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed, base, step):
-    """Calls of only new keys take the script's shortcut (one EXISTS instead of an HGET per key); calls
-    that mix new keys with keys holding older, equal or newer rows must still judge every key alone,
+       step=st.sampled_from([1, 999_999, 1_000_000, 86_400 * 10**6]), restore=st.booleans())
+def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed, base, step, restore):
+    """Calls of only new keys are created whole by RESTORE or, with ``restore`` off, take the newer-wins
+    script's shortcut (one EXISTS instead of an HGET per key); calls that mix new keys with keys holding
+    older, equal or newer rows must still judge every key alone,
     also across 1970 (negative seconds) and by nanoseconds. The outcome per key, read back with Feast's
     own key, field and value functions, against an oracle. Event times (us): base + 2 * step * id,
     the stored row's shifted by one step."""
@@ -266,10 +267,13 @@ def test_newer_wins_per_key_whatever_one_call_mixes(lone_server, fresh, mixed, b
     pushed = pa.RecordBatch.from_pydict({"driver_id": pa.array(ids, pa.int64()),
                                          "__ts_us": pa.array([base + 2 * i * step for i in ids], pa.int64()),
                                          "rate": pa.array([float(i) for i in ids])})
-    counts = list(redis_push.push_batches(iter([pushed]), spec))[0].to_pydict()
+    counts = list(redis_push.push_batches(iter([pushed]), dataclasses.replace(spec, restore=restore)))[0].to_pydict()
 
     wins = [b in ("absent", "other view", "older") for b in before]
-    assert counts == {"written": [sum(wins)], "skipped": [len(ids) - sum(wins)], "failed": [0], "error": [None]}
+    calls = [before[i : i + redis_push.KEYS_PER_CALL] for i in range(0, len(before), redis_push.KEYS_PER_CALL)]
+    created = sum(len(c) for c in calls if set(c) == {"absent"}) if restore else 0  # no key of their call existed
+    assert counts == {"written": [sum(wins)], "created": [created], "skipped": [len(ids) - sum(wins)], "failed": [0],
+                      "error": [None]}
     pipe = client.pipeline()
     for i in ids:
         key = EntityKey(join_keys=["driver_id"], entity_values=[ValueProto(int64_val=i)])
@@ -368,7 +372,9 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
             yield _rate_batch(0, size)
 
         counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
-        assert counts == {"written": [size], "skipped": [0], "failed": [0], "error": [None]}
+        # Keys of the migrating slot are checked one by one; every other call finds its keys new.
+        assert counts == {"written": [size], "created": [size - len(ids_asked)], "skipped": [0], "failed": [0],
+                          "error": [None]}
         # The moved slot's keys went in one call: one -MOVED, then to the new owner after a topology read.
         assert node[old[moved]].info("errorstats").get("errorstat_MOVED", {}).get("count") == 1
         assert node[new[moved]].cluster("countkeysinslot", moved) == slots.count(moved)
@@ -389,7 +395,7 @@ def test_cluster_push_follows_moved_and_ask_while_slots_change_hands(tmp_path, m
         # does not ping first): a key of another node's slot is refused, naming the setting to fix.
         elsewhere = next(i for i in range(size) if cluster.nodes_manager.get_node_from_slot(slots[i]).port != ports[0])
         counts = list(redis_push.push_batches(iter([_rate_batch(elsewhere, 1)]), _rate_spec(ports[0])))[0].to_pydict()
-        assert counts == {"written": [0], "skipped": [0], "failed": [1], "error": [
+        assert counts == {"written": [0], "created": [0], "skipped": [0], "failed": [1], "error": [
             "MovedError: the server is a Redis Cluster node; set online_store.redis_type: redis_cluster"]}
 
 
@@ -437,7 +443,7 @@ def test_cluster_push_goes_on_after_a_master_fails_over_to_its_replica(tmp_path,
             yield _rate_batch(size, size)
 
         counts = list(redis_push.push_batches(batches(), spec))[0].to_pydict()
-        assert counts == {"written": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
+        assert counts == {"written": [2 * size], "created": [2 * size], "skipped": [0], "failed": [0], "error": [None]}
         cluster.nodes_manager.initialize()
         assert cluster.nodes_manager.get_node_from_slot(0).port != victim.port  # a replica took slot 0 over
         got = cluster.pipeline()

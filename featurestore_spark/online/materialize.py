@@ -22,6 +22,8 @@ class PushReport:
         view: the feature view.
         rows: entity keys pushed (written + skipped + failed).
         written: keys whose values were newer than what Redis held, and were written.
+        created: of ``written``, keys made whole by RESTORE because none of the keys of their call
+            existed (no newer-wins check needed); the others went through the newer-wins script.
         skipped: keys Redis already held with an equal or newer event timestamp.
         failed: keys not written because the server refused them or could not be reached; rerun.
         error: the first failure's reason (no secrets), None when nothing failed.
@@ -33,6 +35,7 @@ class PushReport:
     rows: int
     written: int
     skipped: int
+    created: int = 0
     failed: int = 0
     error: str | None = None
     start: datetime | None = None
@@ -101,10 +104,10 @@ def push(
     )
     parts = writers or spark.sparkContext.defaultParallelism
     counts = rows.coalesce(parts).mapInArrow(lambda batches: push_batches(batches, spec), COUNTS_SCHEMA).agg(
-        *[F.sum(c).alias(c) for c in ("written", "skipped", "failed")],
+        *[F.sum(c).alias(c) for c in ("written", "created", "skipped", "failed")],
         F.first("error", ignorenulls=True).alias("error"),
     ).first()
-    out = {c: int(counts[c] or 0) for c in ("written", "skipped", "failed")}
+    out = {c: int(counts[c] or 0) for c in ("written", "created", "skipped", "failed")}
     return out | {"error": counts["error"], "rows": out["written"] + out["skipped"] + out["failed"]}
 
 

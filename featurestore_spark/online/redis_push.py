@@ -12,6 +12,15 @@ and the view's shared arguments; no Python object is made per row. They go out o
 connections (its AUTH, TLS, database and cluster routing) from a sending thread, so that a
 partition encodes its next rows while the server runs the script.
 
+A key that does not exist yet needs no check: the create script makes a call's keys whole with
+RESTORE, from DUMP payloads built on the client (``redis_dump``), when none of them exists (one
+EXISTS), and does nothing otherwise. A partition starts with it and sends the newer-wins script
+instead once a call finds a key there (a view pushed onto keys other views made, a rerun), and
+takes it up again after a pipeline of calls that found no key. The server spends about 1.4 us on a
+created key against 2.3-3 us on a checked one (``benchmarks/README.md``). Rows with values longer
+than Redis keeps in a listpack, servers before Redis 7.0 and users without the RESTORE permission
+get the newer-wins script only.
+
 Every row ends counted as written, skipped (not newer) or failed: a call the server rejects
 (out of memory, wrong key type) or a pipeline that still cannot be sent after its retries counts
 its keys as failed, and a rerun writes them (keys already written are then skipped).
@@ -19,12 +28,15 @@ its keys as failed, and a rerun writes them (keys already written are then skipp
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +45,7 @@ import redis
 from redis.connection import Connection
 from redis.crc import key_slot
 
+from featurestore_spark.online import redis_dump as D
 from featurestore_spark.online import redis_layout as L
 from featurestore_spark.online.settings import RedisSettings
 
@@ -48,6 +61,8 @@ PIPELINES_AHEAD = 8
 #: within memory (the group is held about three times over while its calls are cut: ~200 MB at most).
 CLUSTER_GROUP_ROWS = 400_000
 CLUSTER_GROUP_BYTES = 64 << 20
+#: After this many keys in a row that newer-wins calls found missing, a partition sends create calls again.
+CREATE_AGAIN = KEYS_PER_PIPELINE
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
 #: keys a lost attempt had already written are skipped (and counted as skipped). After the last
@@ -60,6 +75,7 @@ FIRST_PAUSE_SECONDS = 0.25
 REDIRECTS = 16
 
 # KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
+# Returns 2 * written, plus 1 when none of the keys existed.
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
 # Seconds before 1970 are 10-byte varints (two's complement): their first nine 7-bit groups, each taken
 # from 127, add up to -seconds - 1 (exact in a Lua double for any year Timestamp allows).
@@ -106,7 +122,18 @@ for i, key in ipairs(KEYS) do
   end
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
-return written
+if fresh then return written * 2 + 1 end
+return written * 2
+"""
+
+# KEYS: hashes that must not exist. ARGV: ttl in milliseconds (0: none), then per key its DUMP payload.
+# Returns -1, writing nothing, when a key exists (the caller sends the newer-wins script instead).
+# RESTORE refuses a key that exists, and nothing runs between the EXISTS and the RESTOREs.
+_CREATE = """
+if redis.call('EXISTS', unpack(KEYS)) > 0 then return -1 end
+local ttl = ARGV[1]
+for i, key in ipairs(KEYS) do redis.call('RESTORE', key, ttl, ARGV[i + 1]) end
+return #KEYS
 """
 
 
@@ -124,8 +151,9 @@ def newer_wins(m: int) -> str:
 
 
 #: The schema of what ``push_batches`` yields: one row per partition.
-COUNTS_SCHEMA = "written long, skipped long, failed long, error string"
-_COUNTS = pa.schema([("written", pa.int64()), ("skipped", pa.int64()), ("failed", pa.int64()), ("error", pa.string())])
+COUNTS_SCHEMA = "written long, created long, skipped long, failed long, error string"
+_COUNTS = pa.schema([("written", pa.int64()), ("created", pa.int64()), ("skipped", pa.int64()),
+                     ("failed", pa.int64()), ("error", pa.string())])
 
 # Answers after which a call is sent again after a pause (with the script loaded, to the node that
 # then owns its slot) rather than counted as failed: the script cache was emptied by a restart, a
@@ -145,28 +173,48 @@ class PushSpec:
     keys: tuple[tuple[str, str], ...]  # (column, Feast dtype), named as the entity's join keys
     features: tuple[tuple[str, str], ...]
     settings: RedisSettings
+    restore: bool = True  # start with create calls (RESTORE of new keys); False: the newer-wins script only
 
+
+log = logging.getLogger(__name__)
 
 _ASKING = b"*1\r\n$6\r\nASKING\r\n"
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """RESP bulk strings of some rows' keys and of their arguments: data buffers and row offsets."""
+class _Strings(NamedTuple):
+    """RESP bulk strings of some rows: the data buffer, and each row's offset in it (rows + 1)."""
 
-    key_data: memoryview
-    key_at: np.ndarray
-    arg_data: memoryview
-    arg_at: np.ndarray
+    data: memoryview
+    at: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Script:
+    """A script and how its calls are laid out: EVALSHA, sha, numkeys, the keys, ``head`` (the view's
+    arguments, once per call), then ``per_key`` arguments of each key in the keys' order."""
+
+    source: str
+    head: bytes
+    per_key: int
+
+    @functools.cached_property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+    @functools.cached_property
+    def argc(self) -> int:
+        return 3 + self.head.count(b"\r\n") // 2
 
 
 @dataclass
 class _Call:
     slot: int
     keys: int  # how many
+    script: _Script
     command: bytes  # the whole EVALSHA command in RESP: header, keys, the view's arguments, the keys' arguments
     key_at: np.ndarray  # its rows' offsets in the data its keys were cut from (keys + 1), to cut it per key
     arg_at: np.ndarray  # the same for its arguments
+    checked: Callable[[], _Call] | None = None  # a create call: the same keys as a newer-wins call
 
 
 def _bulk(*columns: pa.Array) -> pa.BinaryArray:
@@ -185,10 +233,14 @@ def _bulk(*columns: pa.Array) -> pa.BinaryArray:
     return pc.binary_join_element_wise(*parts, glue, b"")
 
 
-def _rows(array: pa.BinaryArray) -> tuple[memoryview, np.ndarray]:
+def _rows(array: pa.BinaryArray) -> _Strings:
     """The data buffer of a binary array and the offsets of its n rows in it (n + 1 of them)."""
     _, offsets, data = array.buffers()
-    return memoryview(data), np.frombuffer(offsets, np.int32, len(array) + 1, array.offset * 4)
+    return _Strings(memoryview(data), np.frombuffer(offsets, np.int32, len(array) + 1, array.offset * 4))
+
+
+def _resp(*args: bytes) -> bytes:
+    return b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
 class _Writer:
@@ -200,28 +252,30 @@ class _Writer:
         self.cluster = spec.settings.cluster
         # A cluster client reads the topology here: if no node answers, that raises (see push_batches).
         self.client = spec.settings.client()
-        self.loaded: set[int] = set()  # node clients that have the script
+        self.loaded: set[int] = set()  # node clients that have the scripts
         self.outside: dict[tuple[str, int], redis.Redis] = {}  # -ASK targets the topology does not list
-        self.written = self.failed = 0
+        self.written = self.created = self.failed = 0
         self.error: str | None = None
         self.broken = False
         self.address = spec.settings.address
-        self.script = newer_wins(len(spec.features))
-        self.sha = hashlib.sha1(self.script.encode()).hexdigest()
-        head = [L.ts_field(spec.view), str(spec.settings.key_ttl_seconds).encode(), str(len(spec.features)).encode()]
-        head += [L.field_hash(spec.view, f) for f, _ in spec.features]
-        self.head = b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in head)
-        self.argc = 3 + len(head)  # EVALSHA, sha, numkeys and the head; then per key: key, ts, values
-        self.per_key = 2 + len(spec.features)
+        self.fields = [L.ts_field(spec.view), *(L.field_hash(spec.view, f) for f, _ in spec.features)]
+        ttl = spec.settings.key_ttl_seconds
+        self.check = _Script(newer_wins(len(spec.features)),
+                             _resp(self.fields[0], str(ttl).encode(), str(len(spec.features)).encode(),
+                                   *self.fields[1:]), per_key=2 + len(spec.features))
+        self.make = _Script(_CREATE, _resp(str(ttl * 1000).encode()), per_key=2)
+        self.create = spec.restore  # send create calls (until a call finds an existing key)
+        self.refused: str | None = None if spec.restore else "off"  # why not: no create calls at all then
+        self.fresh = 0  # keys in a row that newer-wins calls found missing: create calls again from CREATE_AGAIN
         self.queue: list[_Call] = []
         self.queued = 0
         self.sender = ThreadPoolExecutor(max_workers=1)
         self.sent: deque[Future] = deque()
 
-    def write(self, keys: pa.BinaryArray, args: pa.BinaryArray) -> None:
-        """Queue script calls for rows of ``keys`` and their arguments (``_bulk`` of ts and values);
-        hand a pipeline to the sending thread whenever enough keys are queued."""
-        for call in self._calls(keys, args):
+    def write(self, keys: pa.BinaryArray, columns: Sequence[pa.BinaryArray]) -> None:
+        """Queue calls for rows of ``keys`` and their encoded columns (the event time's Timestamp, then
+        the features' values); hand a pipeline to the sending thread whenever enough keys are queued."""
+        for call in self._calls(keys, columns):
             self.queue.append(call)
             self.queued += call.keys
             if self.queued >= KEYS_PER_PIPELINE:
@@ -233,50 +287,72 @@ class _Writer:
         while len(self.sent) > PIPELINES_AHEAD:
             self.sent.popleft().result()  # raises what the flush raised
 
+    def wait(self) -> None:
+        """Send what is queued and wait for every answer."""
+        if self.queue:
+            self._send_queue()
+        while self.sent:
+            self.sent.popleft().result()
+
     def close(self) -> None:
-        """Send what is queued, wait for every answer and close the connections (also when a
-        pipeline raised: the Python worker may be reused for another task)."""
+        """``wait``, then close the connections (also when a pipeline raised: the Python worker may be
+        reused for another task)."""
         try:
-            if self.queue:
-                self._send_queue()
-            while self.sent:
-                self.sent.popleft().result()
+            self.wait()
         finally:
             self.sender.shutdown(cancel_futures=True)
             for client in (self.client, *self.outside.values()):
                 client.close()
 
-    def _calls(self, keys: pa.BinaryArray, args: pa.BinaryArray) -> list[_Call]:
+    def _calls(self, keys: pa.BinaryArray, columns: Sequence[pa.BinaryArray]) -> list[_Call]:
         """Calls of up to KEYS_PER_CALL rows each (of one hash slot each, on a cluster): each call's
-        keys and arguments are one slice of the bulk strings' data, so no Python object is made per row."""
+        keys and arguments are one slice of the bulk strings' data, so no Python object is made per row.
+        Create calls when they are on and every row fits a listpack; each can become a newer-wins call."""
         n = len(keys)
         if self.cluster:
             slots = np.fromiter(map(key_slot, keys.to_pylist()), dtype=np.int32, count=n)
             order = np.argsort(slots, kind="stable")
-            keys, args, slots = keys.take(order), args.take(order), slots[order]
+            keys, columns, slots = keys.take(order), [c.take(order) for c in columns], slots[order]
             cuts = [0, *(np.flatnonzero(np.diff(slots)) + 1).tolist(), n]
         else:
             slots, cuts = np.zeros(n, dtype=np.int32), [0, n]
-        rows = _Rows(*_rows(_bulk(keys)), *_rows(args))
-        return [self._call(rows, int(slots[start]), start, min(b, start + KEYS_PER_CALL))
-                for a, b in zip(cuts, cuts[1:]) for start in range(a, b, KEYS_PER_CALL)]
+        spans = [(int(slots[start]), start, min(b, start + KEYS_PER_CALL))
+                 for a, b in zip(cuts, cuts[1:]) for start in range(a, b, KEYS_PER_CALL)]
+        key_rows = _rows(_bulk(keys))
+        if not (self.create and self.refused is None and D.fits(self.fields, columns)):
+            arg_rows = _rows(_bulk(*columns))
+            return [self._call(self.check, key_rows, arg_rows, *span) for span in spans]
+        made = _rows(_bulk(D.payloads(self.fields, columns)))
 
-    def _call(self, rows: _Rows, slot: int, start: int, stop: int) -> _Call:
-        """The script call for rows ``start`` to ``stop`` of ``rows``: slices of their data, no copy per row."""
+        @functools.cache
+        def arg_rows() -> _Strings:  # the newer-wins arguments, built when a first call needs them
+            return _rows(_bulk(*columns))
+
+        def checked(span: tuple[int, int, int]) -> Callable[[], _Call]:
+            return lambda: self._call(self.check, key_rows, arg_rows(), *span)
+
+        return [self._call(self.make, key_rows, made, *span, checked=checked(span)) for span in spans]
+
+    def _call(self, script: _Script, keys: _Strings, args: _Strings, slot: int, start: int, stop: int,
+              checked: Callable[[], _Call] | None = None) -> _Call:
+        """The call of ``script`` for rows ``start`` to ``stop``: slices of their data, no copy per row."""
         size = stop - start
-        command = (f"*{self.argc + size * self.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{self.sha}\r\n"
+        command = (f"*{script.argc + size * script.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{script.sha}\r\n"
                    f"${len(str(size))}\r\n{size}\r\n").encode()
-        return _Call(slot, size, b"".join((command, rows.key_data[rows.key_at[start]:rows.key_at[stop]], self.head,
-                                           rows.arg_data[rows.arg_at[start]:rows.arg_at[stop]])),
-                     rows.key_at[start:stop + 1], rows.arg_at[start:stop + 1])
+        return _Call(slot, size, script, b"".join((command, keys.data[keys.at[start]:keys.at[stop]], script.head,
+                                                   args.data[args.at[start]:args.at[stop]])),
+                     keys.at[start:stop + 1], args.at[start:stop + 1], checked)
 
     def _one_by_one(self, call: _Call) -> list[tuple[_Call, None]]:
         """``call`` cut into one call per key (out of its own command's bytes), each routed by its slot."""
+        if call.checked is not None:
+            call = call.checked()
         key_at, arg_at = call.key_at - call.key_at[0], call.arg_at - call.arg_at[0]
-        start = len(call.command) - int(key_at[-1]) - len(self.head) - int(arg_at[-1])  # after the header
+        head = call.script.head
+        start = len(call.command) - int(key_at[-1]) - len(head) - int(arg_at[-1])  # after the header
         data = memoryview(call.command)
-        rows = _Rows(data[start:], key_at, data[start + int(key_at[-1]) + len(self.head):], arg_at)
-        return [(self._call(rows, call.slot, i, i + 1), None) for i in range(call.keys)]
+        keys, args = _Strings(data[start:], key_at), _Strings(data[start + int(key_at[-1]) + len(head):], arg_at)
+        return [(self._call(call.script, keys, args, call.slot, i, i + 1), None) for i in range(call.keys)]
 
     def _node(self, slot: int) -> redis.Redis:
         if not self.cluster:
@@ -310,7 +386,8 @@ class _Writer:
                 conn = None
                 try:
                     if id(node) not in self.loaded:
-                        node.script_load(self.script)
+                        node.script_load(self.check.source)
+                        node.script_load(self.make.source)
                         self.loaded.add(id(node))
                     conn = node.connection_pool.get_connection()
                     sent.append((node, conn, calls, asking))
@@ -346,6 +423,28 @@ class _Writer:
                 left.disconnect()
                 node.connection_pool.release(left)
         return results
+
+    def _created(self, call: _Call, answer: object) -> bool:
+        """Count a create call's answer; False when it wrote nothing (a key exists, or the server refused
+        RESTORE: its keys then go to the newer-wins script, and create calls stop)."""
+        if isinstance(answer, int) and answer >= 0:
+            self.written += answer
+            self.created += answer
+            return True
+        if isinstance(answer, Exception) and self.refused is None:
+            self.refused = f"{type(answer).__name__}: {str(answer).splitlines()[0]}"
+            log.warning("Redis at %s refused RESTORE (%s): this partition writes with the newer-wins script only",
+                        self.address, self.refused)
+        self.create, self.fresh = False, 0
+        return False
+
+    def _checked(self, answer: int, keys: int) -> None:
+        """Count a newer-wins call's answer (2 * written, + 1 when none of its keys existed); after
+        CREATE_AGAIN keys in a row that did not exist, create calls start again."""
+        self.written += answer >> 1
+        self.fresh = self.fresh + keys if answer & 1 else 0
+        if self.fresh >= CREATE_AGAIN:
+            self.create = True
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
         self.failed += sum(c.keys for c in calls)
@@ -412,10 +511,13 @@ class _Writer:
                     elif isinstance(answer, _RESEND):
                         again.append((call, None))
                         wait = True
+                    elif call.checked is not None:
+                        if not self._created(call, answer):
+                            again.append((call.checked(), None))
                     elif isinstance(answer, Exception):
                         self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
                     else:
-                        self.written += int(answer)
+                        self._checked(int(answer), call.keys)
             pending = again
             if not pending:
                 return
@@ -434,7 +536,7 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
     Used by the Feast plugin's online store for ``write_to_online_store``.
     """
     writer = _Writer(spec)
-    writer.write(pa.array(keys, pa.binary()), _bulk(*(pa.array(c, pa.binary()) for c in columns)))
+    writer.write(pa.array(keys, pa.binary()), [pa.array(c, pa.binary()) for c in columns])
     writer.close()
     return writer.written, writer.failed, writer.error
 
@@ -447,34 +549,36 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
         # No connection for this partition at all: count its rows failed (a rerun writes them).
         rows = sum(batch.num_rows for batch in batches)
         error = f"{type(exc).__name__}: cannot connect to Redis at {spec.settings.address}"
-        yield pa.RecordBatch.from_pydict({"written": [0], "skipped": [0], "failed": [rows], "error": [error]},
+        yield pa.RecordBatch.from_pydict({"written": [0], "created": [0], "skipped": [0], "failed": [rows], "error": [error]},
                                          schema=_COUNTS)
         return
     # On a cluster a call holds keys of one slot only; grouping more rows at once puts more keys in
     # each of the 16384 slots, so fewer, larger calls (a 10k-row batch gives about one key per call).
     group_rows, group_bytes = (CLUSTER_GROUP_ROWS, CLUSTER_GROUP_BYTES) if writer.cluster else (1, 0)
     total = 0
-    pending: list[tuple[pa.BinaryArray, pa.BinaryArray]] = []
+    pending: list[tuple[pa.BinaryArray, list[pa.BinaryArray]]] = []
 
     def send() -> None:
-        keys, args = pa.concat_arrays([k for k, _ in pending]), pa.concat_arrays([a for _, a in pending])
+        keys = pa.concat_arrays([k for k, _ in pending])
+        columns = [pa.concat_arrays(list(c)) for c in zip(*(cols for _, cols in pending))]
         pending.clear()
-        writer.write(keys, args)
+        writer.write(keys, columns)
 
     for batch in batches:
         if batch.num_rows == 0:
             continue
         keys = L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys), spec.project)
-        args = _bulk(L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False)),
-                     *(L.encode_values(batch.column(f), dtype) for f, dtype in spec.features))
-        pending.append((keys, args))
+        columns = [L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False)),
+                   *(L.encode_values(batch.column(f), dtype) for f, dtype in spec.features)]
+        pending.append((keys, columns))
         total += batch.num_rows
         if (sum(len(k) for k, _ in pending) >= group_rows
-                or sum(k.nbytes + a.nbytes for k, a in pending) >= group_bytes):
+                or sum(k.nbytes + sum(c.nbytes for c in cols) for k, cols in pending) >= group_bytes):
             send()
     if pending:
         send()
     writer.close()
     skipped = total - writer.written - writer.failed
-    yield pa.RecordBatch.from_pydict({"written": [writer.written], "skipped": [skipped], "failed": [writer.failed],
+    yield pa.RecordBatch.from_pydict({"written": [writer.written], "created": [writer.created], "skipped": [skipped],
+                                      "failed": [writer.failed],
                                       "error": [writer.error]}, schema=_COUNTS)
