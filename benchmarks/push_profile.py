@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --port 6379 [--profile]
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --cluster 7400   # a throw-away 3-master cluster
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --existing       # keys another view wrote first
+    .venv/bin/python benchmarks/push_profile.py --keys 200000 --no-restore     # the newer-wins script only
 
 Prints keys/s, the client's CPU time (encoding, packing, the sending thread), the server's time in
 the script and in the HGET and HSET it calls (``INFO commandstats``) and, with --profile, the top of
@@ -57,6 +58,8 @@ def main() -> None:
                    help="start a local 3-master Redis Cluster on FIRST_PORT.. (as the tests do) and push to it")
     p.add_argument("--existing", action="store_true",
                    help="push the keys under another view first: the keys exist, this view's fields do not")
+    p.add_argument("--no-restore", action="store_true",
+                   help="no create calls (RESTORE of new keys): every key through the newer-wins script")
     p.add_argument("--profile", action="store_true",
                    help="also print a cProfile of the main thread (encoding, packing; the sending thread waits)")
     args = p.parse_args()
@@ -79,6 +82,7 @@ def run(args: argparse.Namespace, settings: RedisSettings, servers: list[redis.R
     spec = PushSpec(project="bench", view="bench_stats", keys=(("driver_id", "INT64"),),
                     features=(("f_float", "FLOAT"), ("f_double", "DOUBLE"), ("f_long", "INT64"),
                               ("f_count", "INT64"), ("f_label", "STRING")), settings=settings)
+    spec = dataclasses.replace(spec, restore=not args.no_restore)
     data = batches(args.keys)
     for server in servers:
         server.flushdb()
@@ -95,9 +99,10 @@ def run(args: argparse.Namespace, settings: RedisSettings, servers: list[redis.R
     def per_key(command: str) -> float:
         return sum(st.get(f"cmdstat_{command}", {}).get("usec", 0) for st in stats) / args.keys
 
-    print(f"{args.keys} keys: {seconds:.2f} s ({args.keys / seconds:,.0f} keys/s); client CPU {cpu / args.keys * 1e6:.2f} "
-          f"us/key; server in the script {per_key('evalsha'):.2f} us/key (HGET {per_key('hget'):.2f}, "
-          f"HSET {per_key('hset'):.2f}, EXISTS {per_key('exists'):.2f})")
+    print(f"{args.keys} keys ({counts['created'][0]} created by RESTORE): {seconds:.2f} s ({args.keys / seconds:,.0f} "
+          f"keys/s); client CPU {cpu / args.keys * 1e6:.2f} us/key; server in the scripts {per_key('evalsha'):.2f} "
+          f"us/key (HGET {per_key('hget'):.2f}, HSET {per_key('hset'):.2f}, EXISTS {per_key('exists'):.2f}, "
+          f"RESTORE {per_key('restore'):.2f})")
     if args.profile:
         for server in servers:
             server.flushdb()

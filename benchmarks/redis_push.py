@@ -1,7 +1,9 @@
 """Redis push benchmark: the engine vs Feast's materialization vs a plain redis-py pipeline vs the server.
 
 One run, one Redis on loopback (database 7 is flushed between contenders), the same view:
-N entity keys x 5 features (float32, float64, int64, int64, string) in a Delta table.
+N entity keys x 5 features (float32, float64, int64, int64, string) in a Delta table. The engine is
+timed twice: onto an empty database (every key new: created by RESTORE), and onto the keys a push of
+the same keys' older rows left (every key checked by the newer-wins script, and written).
 
     .venv/bin/python benchmarks/redis_push.py --keys 1000000 --port 6379
     .venv/bin/python benchmarks/redis_push.py --keys 1000000 --timeline   # also when the server works
@@ -103,29 +105,43 @@ def main() -> None:
         (F.rand(3) * 1e9).cast("bigint").alias("f_long"), (F.rand(4) * 100).cast("bigint").alias("f_count"),
         F.concat(F.lit("label-"), (F.col("id") % 97).cast("string")).alias("f_label"),
     ).write.format("delta").mode("overwrite").save(path)
-    repo = work / "repo"
-    repo.mkdir()
-    (repo / "defs.py").write_text(REPO_PY.replace("{path}", path))
-    (repo / "feature_store.yaml").write_text(
-        f"project: bench\nregistry: {repo}/registry.db\nprovider: local\noffline_store:\n  type: spark\n"
-        f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{args.port},db={DB}\"\n"
-        "entity_key_serialization_version: 3\n"
-    )
+    # The same keys a day later, other values: pushed onto the first table's keys, every key is updated.
+    later = str(work / "bench_stats_later")
+    spark.read.format("delta").load(path).select(
+        "driver_id", (F.col("event_timestamp") + F.expr("INTERVAL 1 DAY")).alias("event_timestamp"),
+        *[(F.col(f) + 1).alias(f) if f != "f_label" else F.concat(F.col(f), F.lit("+")).alias(f)
+          for f in ("f_float", "f_double", "f_long", "f_count", "f_label")],
+    ).write.format("delta").mode("overwrite").save(later)
+
+    def make_repo(name: str, source: str) -> Path:
+        repo = work / name
+        repo.mkdir()
+        (repo / "defs.py").write_text(REPO_PY.replace("{path}", source))
+        (repo / "feature_store.yaml").write_text(
+            f"project: bench\nregistry: {repo}/registry.db\nprovider: local\noffline_store:\n  type: spark\n"
+            f"online_store:\n  type: redis\n  connection_string: \"127.0.0.1:{args.port},db={DB}\"\n"
+            "entity_key_serialization_version: 3\n"
+        )
+        return repo
+
+    repo = make_repo("repo", path)
     client = redis.Redis(port=args.port, db=DB)
     store = FeatureStore(repo_path=repo, spark=spark)
     view = store.repo.views["bench_stats"]
+    next_store = FeatureStore(repo_path=make_repo("repo_later", later), spark=spark)
     from featurestore_spark.online.settings import redis_settings
 
     settings = redis_settings(dict(store.repo.online_store))
     end = START + timedelta(days=2)
     rates = {}
 
-    def check(report) -> None:
-        assert report.ok and report.written == args.keys, report
+    def check(report, created: int) -> None:
+        assert report.ok and report.written == args.keys and report.created == created, report
 
-    def run(label: str, fn) -> None:
+    def run(label: str, fn, before=lambda: None) -> None:
         for attempt in range(args.repeat):
             client.flushdb()
+            before()
             t = time.perf_counter()
             fn()
             s = time.perf_counter() - t
@@ -135,8 +151,13 @@ def main() -> None:
 
     print(f"{args.keys} keys x 5 features, Redis on 127.0.0.1:{args.port}")
     materialize_view(spark, store.repo, view, settings, START, START + timedelta(seconds=10))  # warm-up
-    push = lambda: check(materialize_view(spark, store.repo, view, settings, START, end))  # noqa: E731
+    push = lambda: check(materialize_view(spark, store.repo, view, settings, START, end), args.keys)  # noqa: E731
     run("engine (materialize_view)", (lambda: timeline(args.port, push)) if args.timeline else push)
+    # Every key holds the view's older row: each is checked by the newer-wins script, and written.
+    later_view = next_store.repo.views["bench_stats"]
+    run("engine, updating every key", lambda: check(
+        materialize_view(spark, next_store.repo, later_view, settings, START, end + timedelta(days=1)), 0),
+        before=lambda: materialize_view(spark, store.repo, view, settings, START, end))
 
     rows = spark.read.format("delta").load(path).toArrow()
     keys = encode_entity_keys({"driver_id": rows.column("driver_id").combine_chunks()}, {"driver_id": "INT64"},
@@ -191,6 +212,7 @@ def main() -> None:
     print(f"  {'redis-benchmark -P 64 HSET (ceiling)':<34} {'':>9} {ceiling:>10,.0f} keys/s")
     e = rates["engine (materialize_view)"]
     print(f"  engine / plain pipeline: {e / rates['plain redis-py pipelined HSET']:.1f}x")
+    print(f"  engine updating every key / ceiling: {rates['engine, updating every key'] / ceiling:.2f}")
     if "Feast materialize" in rates:
         print(f"  engine / Feast: {e / rates['Feast materialize']:.1f}x")
     print(f"  engine / ceiling: {e / ceiling:.2f}")
