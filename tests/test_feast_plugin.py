@@ -159,6 +159,16 @@ def test_seed_workflow_runs_verbatim_and_answers_as_feast_and_the_engine(spark, 
     write(0.5, future + timedelta(seconds=1))
     assert online_conv_rate() == 0.5
 
+    # several rows of one key in one write: the newest stays whatever their order, for new keys too
+    hour = timedelta(hours=1)
+    store.write_to_online_store(feature_view_name="driver_hourly_stats", df=pd.DataFrame({
+        "driver_id": [990001, 990001, 990002, 990002], "event_timestamp": [future, future - hour, future - hour, future],
+        "created": [future] * 4, "conv_rate": [0.125, 0.25, 0.375, 0.625], "acc_rate": [0.5] * 4,
+        "avg_daily_trips": [7] * 4, "rating_history": [[4.5]] * 4,
+    }))
+    assert store.get_online_features(features=["driver_hourly_stats:conv_rate"], entity_rows=[
+        {"driver_id": 990001}, {"driver_id": 990002}]).to_dict()["conv_rate"] == [0.125, 0.625]
+
     # from the shell: the CLI lists the views and runs an incremental materialization on the engine
     listing = feast_cli(plugin_repo, "feature-views", "list")
     assert all(v in listing for v in ("driver_hourly_stats", "customer_profile", "driver_customer_stats"))

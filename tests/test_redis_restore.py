@@ -55,7 +55,48 @@ def test_only_rows_a_listpack_keeps_are_encoded():
     short, long = pa.array([b"x" * 64], pa.binary()), pa.array([b"x" * 65], pa.binary())
     assert redis_dump.fits([b"f"], [short]) and not redis_dump.fits([b"f"], [long])
     assert not redis_dump.fits([b"f" * 65], [short])
-    assert not redis_dump.fits([b"f%d" % i for i in range(65)], [short] * 65)  # 130 entries > 128
+    assert redis_dump.fits([b"f%d" % i for i in range(200)], [short] * 200)  # the server converts wide hashes
+
+
+def test_wide_and_long_payloads_restore_as_written(server):
+    """Beyond what ``fits`` lets through (12-bit string lengths, two-byte back lengths, a 32-bit RDB
+    length), and wider than Redis keeps a listpack: the server converts it as it would HSET's hash."""
+    server.flushdb()
+    wide = server.config_get("hash-max-listpack-entries")["hash-max-listpack-entries"]
+    fields = [b"f" * 200, *(b"g%d" % i for i in range(int(wide)))]
+    columns = [pa.array([b"v" * 4095, b""], pa.binary()), *[pa.array([b"w" * 300, b"1"], pa.binary())] * int(wide)]
+    for i, payload in enumerate(redis_dump.payloads(fields, columns).to_pylist()):
+        assert len(payload) > 16383 or i == 1
+        server.restore(f"r{i}", 0, payload)
+        server.hset(f"h{i}", mapping={f: c[i].as_py() for f, c in zip(fields, columns)})
+        assert server.hgetall(f"r{i}") == server.hgetall(f"h{i}")
+        assert server.object("encoding", f"r{i}") == server.object("encoding", f"h{i}") == b"hashtable"
+
+
+def test_field_hashes_holding_crlf_frame_the_calls_right(server):
+    """Features whose 4-byte field hashes hold CR LF: each call's argument count must still be right."""
+    server.flushdb()
+    spec = dataclasses.replace(_spec(PORT), features=(("f39703", "DOUBLE"), ("f76787", "DOUBLE")))
+    assert sum(b"\r\n" in redis_push.L.field_hash("v", f) for f, _ in spec.features) == 2
+    ids = np.arange(300)
+    batch = pa.RecordBatch.from_pydict({"driver_id": pa.array(ids), "__ts_us": pa.array(ids * 0 + 5),
+                                        "f39703": pa.array(ids / 2.0), "f76787": pa.array(ids / 4.0)})
+    for restore, stamp in ((True, 5), (False, 6)):
+        pushed = pa.RecordBatch.from_arrays([*batch.columns[:1], pa.array(ids * 0 + stamp), *batch.columns[2:]],
+                                            names=batch.schema.names)
+        counts = list(redis_push.push_batches(iter([pushed]), dataclasses.replace(spec, restore=restore)))[0]
+        assert counts.to_pydict()["written"] == [300] and counts.to_pydict()["failed"] == [0]
+    assert server.dbsize() == 300
+
+
+def test_rows_of_one_key_written_together_are_refused():
+    writer = redis_push._Writer(_spec(PORT))
+    try:
+        keys = pa.array([b"k1", b"k2", b"k1"], pa.binary())
+        with pytest.raises(ValueError, match="rows written together must have distinct keys"):
+            writer.write(keys, [keys] * 3)
+    finally:
+        writer.close()
 
 
 def _spec(port: int, **settings_) -> redis_push.PushSpec:

@@ -46,25 +46,30 @@ class NewerWinsRedisOnlineStore(RedisOnlineStore):
     ) -> None:
         """Write ``data`` (Feast's rows: entity key, values, event time, created time) newer-wins.
 
-        Rows are grouped by the set of features they carry (one script call covers one set); within
-        one call, rows of the same key are compared in order, so the newest one stays.
+        Rows are grouped by the set of features they carry (one script call covers one set). Of several
+        rows of one key, the newest stays (the first of equal event times), as if they were written one
+        after another: the writer takes one row per key.
         """
         settings = redis_target(config)
-        groups: dict[tuple[str, ...], tuple[list[bytes], list[tuple[bytes, ...]]]] = {}
+        groups: dict[tuple[str, ...], dict[bytes, tuple[datetime, tuple[bytes, ...]]]] = {}
         for entity_key, values, event_time, _ in data:
             names = tuple(values)
-            keys, rows = groups.setdefault(names, ([], []))
-            keys.append(_redis_key(config.project, entity_key, config.entity_key_serialization_version))
+            latest = groups.setdefault(names, {})
+            key = _redis_key(config.project, entity_key, config.entity_key_serialization_version)
+            when = make_tzaware(event_time)
+            if key in latest and latest[key][0] >= when:
+                continue
             stamp = Timestamp()
-            stamp.FromDatetime(make_tzaware(event_time))
-            rows.append((stamp.SerializeToString(), *(values[n].SerializeToString() for n in names)))
-        for names, (keys, rows) in groups.items():
+            stamp.FromDatetime(when)
+            latest[key] = (when, (stamp.SerializeToString(), *(values[n].SerializeToString() for n in names)))
+        for names, newest in groups.items():
+            keys, rows = list(newest), [row for _, row in newest.values()]
             # Only the names matter here: the values arrive as Feast's own ValueProto bytes.
             spec = PushSpec(project=config.project, view=table.name, keys=(),
                             features=tuple((n, "") for n in names), settings=settings)
             _, failed, error = write_encoded(spec, keys, [list(col) for col in zip(*rows)])
             if failed:
-                raise OnlineStoreError(f"{failed} of {len(keys)} rows of '{table.name}' were not written to Redis "
+                raise OnlineStoreError(f"{failed} of {len(keys)} keys of '{table.name}' were not written to Redis "
                                        f"at {settings.address} ({error}); write them again (newer-wins makes "
                                        "that safe)")
         if progress:

@@ -5,10 +5,11 @@ string, the RDB version (10: read by Redis 7.0 and later) and the CRC-64 (Jones,
 of everything before it. The listpack holds the field-value pairs that the newer-wins script's HSET
 would write, in the same order, so the key reads back the same through HGET, HMGET and HGETALL.
 
-Redis restores a RESTORE'd hash as a listpack however long its values, and converts only one that has
-more than ``hash-max-listpack-entries`` entries. So that a key ends up as HSET would have left it
-under Redis's defaults, only rows whose fields and values are all at most ``LISTPACK_VALUE_MAX``
-bytes are encoded here (``fits``); the others go through HSET.
+Redis keeps a RESTORE'd hash as a listpack however long its values, and converts only one that has
+more fields than ``hash-max-listpack-entries``. So that a key ends up as HSET would have left it under
+Redis's default ``hash-max-listpack-value``, only batches whose fields and values are all at most
+``LISTPACK_VALUE_MAX`` bytes are encoded here (``fits``); the others go through HSET. Inside the
+listpack a digit string stays a string, where HSET would keep it as an integer: reads are the same.
 
 Built for whole Arrow columns like ``redis_layout``; only the checksum is computed row by row
 (``anycrc``'s C code, about 0.3 us a row).
@@ -27,18 +28,19 @@ from featurestore_spark.online.redis_layout import Bytes, _binary
 
 RDB_TYPE_HASH_LISTPACK = 16
 RDB_VERSION = 10
-#: Redis's defaults for ``hash-max-listpack-value`` and ``hash-max-listpack-entries``.
+#: Redis's default ``hash-max-listpack-value``.
 LISTPACK_VALUE_MAX = 64
-LISTPACK_ENTRIES_MAX = 128
+#: A listpack counts its entries (two per field) in 16 bits; more, and the count must be found by a scan.
+LISTPACK_COUNT_MAX = 65534
 
 _CRC64 = anycrc.Model("CRC64-REDIS").calc
 _END = b"\xff" + RDB_VERSION.to_bytes(2, "little")
 
 
 def fits(fields: Sequence[bytes], columns: Sequence[pa.BinaryArray]) -> bool:
-    """Whether HSET would keep every row's hash as a listpack under Redis's defaults."""
+    """Whether every row is encoded here: no field or value longer than HSET keeps in a listpack."""
     longest = max((pc.max(pc.binary_length(c)).as_py() or 0 for c in columns), default=0)
-    return (2 * len(fields) <= LISTPACK_ENTRIES_MAX and max(map(len, fields)) <= LISTPACK_VALUE_MAX
+    return (2 * len(fields) <= LISTPACK_COUNT_MAX and max(map(len, fields)) <= LISTPACK_VALUE_MAX
             and longest <= LISTPACK_VALUE_MAX)
 
 

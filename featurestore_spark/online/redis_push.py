@@ -1,10 +1,10 @@
-"""Write encoded rows to Redis from the executors: pipelined batches of an atomic newer-wins script.
+"""Write encoded rows to Redis from the executors: pipelined batches of atomic Lua script calls.
 
 One connection per partition (per cluster primary, for Redis Cluster). Each script call takes
-many keys; a pipeline sends several calls in one round trip. The script compares the stored
-``_ts:{view}`` (a protobuf Timestamp) with the incoming time on the server, so a concurrent writer
-is never overwritten by older data. On a cluster every call holds keys of one hash slot only, as
-a multi-key script call must.
+many keys; a pipeline sends several calls in one round trip. The newer-wins script compares the
+stored ``_ts:{view}`` (a protobuf Timestamp) with the incoming time on the server, so a concurrent
+writer is never overwritten by older data (``redis_scripts``). On a cluster every call holds keys of
+one hash slot only, as a multi-key script call must.
 
 The commands are built in bulk from Arrow: every key and argument becomes a RESP bulk string by
 Arrow's element-wise join, and a call's bytes are a header, slices of those strings' data buffers
@@ -16,10 +16,10 @@ A key that does not exist yet needs no check: the create script makes a call's k
 RESTORE, from DUMP payloads built on the client (``redis_dump``), when none of them exists (one
 EXISTS), and does nothing otherwise. A partition starts with it and sends the newer-wins script
 instead once a call finds a key there (a view pushed onto keys other views made, a rerun), and
-takes it up again after a pipeline of calls that found no key. The server spends about 1.4 us on a
-created key against 2.3-3 us on a checked one (``benchmarks/README.md``). Rows with values longer
-than Redis keeps in a listpack, servers before Redis 7.0 and users without the RESTORE permission
-get the newer-wins script only.
+takes it up again after a pipeline of calls that found no key. The server spends about 1.9 us on a
+created key against 2.5 us on a checked one, in the script (``benchmarks/README.md``). A batch with
+a value longer than Redis keeps in a listpack, servers before Redis 7.0 and users without the
+RESTORE permission get the newer-wins script only.
 
 Every row ends counted as written, skipped (not newer) or failed: a call the server rejects
 (out of memory, wrong key type) or a pipeline that still cannot be sent after its retries counts
@@ -29,7 +29,6 @@ its keys as failed, and a rerun writes them (keys already written are then skipp
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from collections import deque
@@ -47,6 +46,7 @@ from redis.crc import key_slot
 
 from featurestore_spark.online import redis_dump as D
 from featurestore_spark.online import redis_layout as L
+from featurestore_spark.online.redis_scripts import CREATE, Script, newer_wins
 from featurestore_spark.online.settings import RedisSettings
 
 #: Keys per script call, and keys per pipeline (one write per node; all nodes answer in one round trip).
@@ -57,12 +57,17 @@ KEYS_PER_PIPELINE = 1600
 PIPELINES_AHEAD = 8
 #: On a Redis Cluster, rows encoded before they are grouped by hash slot into calls, at most: 400k rows
 #: give about 24 keys per call (100k gave 6: 193k-200k keys/s against 181k-189k, 1M keys, three
-#: masters), and at most this many bytes of encoded keys and arguments, so that wide views stay
-#: within memory (the group is held about three times over while its calls are cut: ~200 MB at most).
+#: masters), and at most this many bytes of encoded keys and values, so that wide views stay within
+#: memory (while its calls are cut and sent the group is held about four times over, in RESP, as DUMP
+#: payloads and as the newer-wins arguments if a call needs them: ~250 MB at most).
 CLUSTER_GROUP_ROWS = 400_000
 CLUSTER_GROUP_BYTES = 64 << 20
 #: After this many keys in a row that newer-wins calls found missing, a partition sends create calls again.
 CREATE_AGAIN = KEYS_PER_PIPELINE
+#: Parts of the answers of a server that cannot or may not run RESTORE (an ACL without it, a renamed
+#: command, a server before Redis 7.0 that cannot read the payload): the partition stops create calls.
+_REFUSED = ("can't run this command", "NOPERM", "no permissions", "nknown Redis command", "unknown command",
+            "DUMP payload version or checksum are wrong", "Bad data format")
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
 #: keys a lost attempt had already written are skipped (and counted as skipped). After the last
@@ -73,82 +78,6 @@ FIRST_PAUSE_SECONDS = 0.25
 #: Rounds of cluster redirects (-MOVED, -ASK, a call cut into one per key) a pipeline may take besides
 #: its retries; a resharding needs two or three.
 REDIRECTS = 16
-
-# KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
-# Returns 2 * written, plus 1 when none of the keys existed.
-# A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
-# Seconds before 1970 are 10-byte varints (two's complement): their first nine 7-bit groups, each taken
-# from 127, add up to -seconds - 1 (exact in a Lua double for any year Timestamp allows).
-# Equal bytes are equal times: a rerun of the same rows skips without decoding (-35% server time).
-# A call whose keys all do not exist yet (a first push, new entities) skips the HGETs: one EXISTS of all
-# its keys costs the server less than one HGET per key (2.3-2.7 against 2.8-3.0 us/key in the script).
-# The HSET is spelled out for the view's m features (see ``newer_wins``): building an argument
-# table and unpacking it per key cost the server about 15% more time.
-_NEWER_WINS = """
-local function ts(b)
-  local s, n, i = 0, 0, 1
-  while i <= #b do
-    local tag = string.byte(b, i); i = i + 1
-    local v, w, mul, k = 0, 0, 1, 0
-    repeat
-      local c = string.byte(b, i); i = i + 1; k = k + 1
-      if k < 10 then v = v + (c % 128) * mul; w = w + (127 - c % 128) * mul end
-      mul = mul * 128
-    until c < 128
-    if k == 10 then v = -w - 1 end
-    if tag == 8 then s = v elseif tag == 16 then n = v end
-  end
-  return s, n
-end
-local field, ttl, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local written, stride = 0, 1 + m
-local fresh = redis.call('EXISTS', unpack(KEYS)) == 0
-for i, key in ipairs(KEYS) do
-  local o = 3 + m + (i - 1) * stride
-  local stamp = ARGV[o + 1]
-  local cur = false
-  if not fresh then cur = redis.call('HGET', key, field) end
-  local newer = true
-  if cur == stamp then
-    newer = false
-  elseif cur then
-    local sec, ns = ts(stamp)
-    local cs, cn = ts(cur)
-    newer = sec > cs or (sec == cs and ns > cn)
-  end
-  if newer then
-    HSETS
-    written = written + 1
-  end
-  if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-end
-if fresh then return written * 2 + 1 end
-return written * 2
-"""
-
-# KEYS: hashes that must not exist. ARGV: ttl in milliseconds (0: none), then per key its DUMP payload.
-# Returns -1, writing nothing, when a key exists (the caller sends the newer-wins script instead).
-# RESTORE refuses a key that exists, and nothing runs between the EXISTS and the RESTOREs.
-_CREATE = """
-if redis.call('EXISTS', unpack(KEYS)) > 0 then return -1 end
-local ttl = ARGV[1]
-for i, key in ipairs(KEYS) do redis.call('RESTORE', key, ttl, ARGV[i + 1]) end
-return #KEYS
-"""
-
-
-#: Field-value pairs per HSET in the script: Redis's Lua compiler refuses a call of about 230
-#: arguments ("function or expression too complex"), so wide views get several HSETs per key.
-PAIRS_PER_HSET = 50
-
-
-def newer_wins(m: int) -> str:
-    """The newer-wins script for a view of ``m`` features."""
-    pairs = [f"ARGV[{3 + j}], ARGV[o + {1 + j}]" for j in range(1, m + 1)]
-    chunks = ["field, stamp"] + [", ".join(pairs[i : i + PAIRS_PER_HSET]) for i in range(0, m, PAIRS_PER_HSET)]
-    chunks[:2] = [", ".join(chunks[:2])]
-    return _NEWER_WINS.replace("HSETS", "\n    ".join(f"redis.call('HSET', key, {c})" for c in chunks))
-
 
 #: The schema of what ``push_batches`` yields: one row per partition.
 COUNTS_SCHEMA = "written long, created long, skipped long, failed long, error string"
@@ -188,29 +117,11 @@ class _Strings(NamedTuple):
     at: np.ndarray
 
 
-@dataclass(frozen=True)
-class _Script:
-    """A script and how its calls are laid out: EVALSHA, sha, numkeys, the keys, ``head`` (the view's
-    arguments, once per call), then ``per_key`` arguments of each key in the keys' order."""
-
-    source: str
-    head: bytes
-    per_key: int
-
-    @functools.cached_property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
-
-    @functools.cached_property
-    def argc(self) -> int:
-        return 3 + self.head.count(b"\r\n") // 2
-
-
 @dataclass
 class _Call:
     slot: int
     keys: int  # how many
-    script: _Script
+    script: Script
     command: bytes  # the whole EVALSHA command in RESP: header, keys, the view's arguments, the keys' arguments
     key_at: np.ndarray  # its rows' offsets in the data its keys were cut from (keys + 1), to cut it per key
     arg_at: np.ndarray  # the same for its arguments
@@ -239,10 +150,6 @@ def _rows(array: pa.BinaryArray) -> _Strings:
     return _Strings(memoryview(data), np.frombuffer(offsets, np.int32, len(array) + 1, array.offset * 4))
 
 
-def _resp(*args: bytes) -> bytes:
-    return b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
 class _Writer:
     """Packs rows into script calls and sends them in pipelines to the server (or to the primary of
     each call's slot) from a thread of its own, so that encoding goes on while the server works;
@@ -260,12 +167,12 @@ class _Writer:
         self.address = spec.settings.address
         self.fields = [L.ts_field(spec.view), *(L.field_hash(spec.view, f) for f, _ in spec.features)]
         ttl = spec.settings.key_ttl_seconds
-        self.check = _Script(newer_wins(len(spec.features)),
-                             _resp(self.fields[0], str(ttl).encode(), str(len(spec.features)).encode(),
-                                   *self.fields[1:]), per_key=2 + len(spec.features))
-        self.make = _Script(_CREATE, _resp(str(ttl * 1000).encode()), per_key=2)
-        self.create = spec.restore  # send create calls (until a call finds an existing key)
-        self.refused: str | None = None if spec.restore else "off"  # why not: no create calls at all then
+        self.check = Script(newer_wins(len(spec.features)),
+                             [self.fields[0], str(ttl).encode(), str(len(spec.features)).encode(), *self.fields[1:]],
+                             per_key=2 + len(spec.features))
+        self.make = Script(CREATE, [str(ttl * 1000).encode()], per_key=2)
+        self.restore = spec.restore  # False once the server refuses RESTORE: no create calls at all then
+        self.create = spec.restore  # build create calls (off from a call that finds an existing key)
         self.fresh = 0  # keys in a row that newer-wins calls found missing: create calls again from CREATE_AGAIN
         self.queue: list[_Call] = []
         self.queued = 0
@@ -274,7 +181,11 @@ class _Writer:
 
     def write(self, keys: pa.BinaryArray, columns: Sequence[pa.BinaryArray]) -> None:
         """Queue calls for rows of ``keys`` and their encoded columns (the event time's Timestamp, then
-        the features' values); hand a pipeline to the sending thread whenever enough keys are queued."""
+        the features' values); hand a pipeline to the sending thread whenever enough keys are queued.
+        One row per key: both scripts take a call's keys as distinct (the newer-wins script's shortcut
+        for new keys would let a later duplicate win, the create script would stop at it)."""
+        if pc.count_distinct(keys).as_py() != len(keys):
+            raise ValueError("rows written together must have distinct keys; keep the newest row per key")
         for call in self._calls(keys, columns):
             self.queue.append(call)
             self.queued += call.keys
@@ -319,21 +230,21 @@ class _Writer:
         spans = [(int(slots[start]), start, min(b, start + KEYS_PER_CALL))
                  for a, b in zip(cuts, cuts[1:]) for start in range(a, b, KEYS_PER_CALL)]
         key_rows = _rows(_bulk(keys))
-        if not (self.create and self.refused is None and D.fits(self.fields, columns)):
-            arg_rows = _rows(_bulk(*columns))
-            return [self._call(self.check, key_rows, arg_rows, *span) for span in spans]
+        if not (self.restore and self.create and D.fits(self.fields, columns)):
+            args = _rows(_bulk(*columns))
+            return [self._call(self.check, key_rows, args, *span) for span in spans]
         made = _rows(_bulk(D.payloads(self.fields, columns)))
 
         @functools.cache
-        def arg_rows() -> _Strings:  # the newer-wins arguments, built when a first call needs them
+        def check_args() -> _Strings:  # the newer-wins arguments, built when a first call needs them
             return _rows(_bulk(*columns))
 
         def checked(span: tuple[int, int, int]) -> Callable[[], _Call]:
-            return lambda: self._call(self.check, key_rows, arg_rows(), *span)
+            return lambda: self._call(self.check, key_rows, check_args(), *span)
 
         return [self._call(self.make, key_rows, made, *span, checked=checked(span)) for span in spans]
 
-    def _call(self, script: _Script, keys: _Strings, args: _Strings, slot: int, start: int, stop: int,
+    def _call(self, script: Script, keys: _Strings, args: _Strings, slot: int, start: int, stop: int,
               checked: Callable[[], _Call] | None = None) -> _Call:
         """The call of ``script`` for rows ``start`` to ``stop``: slices of their data, no copy per row."""
         size = stop - start
@@ -424,18 +335,22 @@ class _Writer:
                 node.connection_pool.release(left)
         return results
 
-    def _created(self, call: _Call, answer: object) -> bool:
-        """Count a create call's answer; False when it wrote nothing (a key exists, or the server refused
-        RESTORE: its keys then go to the newer-wins script, and create calls stop)."""
+    def _created(self, answer: object) -> bool:
+        """Count a create call's answer; False when it wrote nothing: a key exists (create calls stop
+        until CREATE_AGAIN), the server refused RESTORE (they stop for good, with a warning) or another
+        error (out of memory, a read-only replica: the newer-wins script meets it too, and counts it)."""
         if isinstance(answer, int) and answer >= 0:
             self.written += answer
             self.created += answer
             return True
-        if isinstance(answer, Exception) and self.refused is None:
-            self.refused = f"{type(answer).__name__}: {str(answer).splitlines()[0]}"
-            log.warning("Redis at %s refused RESTORE (%s): this partition writes with the newer-wins script only",
-                        self.address, self.refused)
-        self.create, self.fresh = False, 0
+        if isinstance(answer, Exception):
+            reason = f"{type(answer).__name__}: {str(answer).splitlines()[0]}"
+            if self.restore and any(m in reason for m in _REFUSED):
+                self.restore = False
+                log.warning("Redis at %s refused RESTORE (%s): this partition writes with the newer-wins script "
+                            "only", self.address, reason)
+        else:
+            self.create, self.fresh = False, 0
         return False
 
     def _checked(self, answer: int, keys: int) -> None:
@@ -462,6 +377,8 @@ class _Writer:
         if self.broken:
             self._fail(calls, self.error or "an earlier pipeline failed")
             return
+        if not (self.create and self.restore):  # built before a call found a key: check them instead
+            calls = [c.checked() if c.checked is not None else c for c in calls]
         pending: list[tuple[_Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
         losses = redirects = 0
         wait = refresh = False
@@ -512,7 +429,7 @@ class _Writer:
                         again.append((call, None))
                         wait = True
                     elif call.checked is not None:
-                        if not self._created(call, answer):
+                        if not self._created(answer):
                             again.append((call.checked(), None))
                     elif isinstance(answer, Exception):
                         self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
