@@ -182,10 +182,7 @@ class _Writer:
     def write(self, keys: pa.BinaryArray, columns: Sequence[pa.BinaryArray]) -> None:
         """Queue calls for rows of ``keys`` and their encoded columns (the event time's Timestamp, then
         the features' values); hand a pipeline to the sending thread whenever enough keys are queued.
-        One row per key: both scripts take a call's keys as distinct (the newer-wins script's shortcut
-        for new keys would let a later duplicate win, the create script would stop at it)."""
-        if pc.count_distinct(keys).as_py() != len(keys):
-            raise ValueError("rows written together must have distinct keys; keep the newest row per key")
+        One row per key (see ``write_encoded``)."""
         for call in self._calls(keys, columns):
             self.queue.append(call)
             self.queued += call.keys
@@ -450,8 +447,12 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
     """Write rows already in Feast's bytes, newer-wins, over one connection: (written, failed, first error).
 
     ``columns`` holds the event-time Timestamp bytes, then one value column per feature of ``spec``.
-    Used by the Feast plugin's online store for ``write_to_online_store``.
+    One row per key: both scripts take a call's keys as distinct (the newer-wins script's shortcut for
+    new keys would let a later duplicate win, the create script would stop at it). Used by the Feast
+    plugin's online store for ``write_to_online_store``.
     """
+    if len(set(keys)) != len(keys):
+        raise ValueError("rows written together must have distinct keys; keep the newest row per key")
     writer = _Writer(spec)
     writer.write(pa.array(keys, pa.binary()), [pa.array(c, pa.binary()) for c in columns])
     writer.close()
@@ -459,7 +460,8 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
 
 
 def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body: write every row (keys, ``__ts_us``, features); yield one ``COUNTS_SCHEMA`` row."""
+    """``mapInArrow`` body: write every row (keys, ``__ts_us``, features; one row per key, as
+    ``materialize.latest_of`` leaves them); yield one ``COUNTS_SCHEMA`` row."""
     try:
         writer = _Writer(spec)
     except (*_LOST, redis.exceptions.RedisClusterException) as exc:
