@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --existing       # keys another view wrote first
     .venv/bin/python benchmarks/push_profile.py --keys 200000 --no-restore     # the newer-wins script only
 
-Prints keys/s, the client's CPU time (encoding, packing, the sending thread), the server's time in
-the script and in the HGET and HSET it calls (``INFO commandstats``) and, with --profile, the top of
+Prints keys/s, how many keys the create script made by RESTORE, the client's CPU time (encoding,
+packing, the sending thread), the server's time in the scripts and in the HGET, HSET, EXISTS and
+RESTORE they call (``INFO commandstats``) and, with --profile, the top of
 a cProfile of the client. Uses database 8 of a single server (or a throw-away cluster), flushed before and after.
 """
 
