@@ -2,6 +2,7 @@
 
 from featurestore_spark.errors import (
     ConfigError,
+    EntityInputError,
     FeatureNameCollisionError,
     FeatureStoreError,
     InvalidFeatureRefError,
@@ -35,6 +36,7 @@ __all__ = [
     "FieldSpec",
     "SourceSpec",
     "ConfigError",
+    "EntityInputError",
     "FeatureNameCollisionError",
     "FeatureStoreError",
     "InvalidFeatureRefError",

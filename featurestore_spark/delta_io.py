@@ -67,6 +67,11 @@ def read_delta(spark: SparkSession, location: str, *, what: str, version: int | 
                 f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
                 "df.write.format('delta') or point the source at the right path"
             )
+        if not is_path(location) and spark.catalog.tableExists(location) and not is_delta_table(spark, location):
+            raise SourceError(
+                f"{what}: table '{location}' is not a Delta table; convert it (CONVERT TO DELTA) or point the "
+                "source at a Delta table"
+            )
         if version is None:
             return spark.read.format("delta").load(location) if is_path(location) else spark.read.table(location)
         return spark.read.format("delta").option("versionAsOf", version).load(table_path(spark, location))

@@ -83,6 +83,10 @@ class TimestampTypeError(FeatureStoreError, TypeError):
     """A timestamp column is not of a timestamp type."""
 
 
+class EntityInputError(FeatureStoreError, TypeError):
+    """``entity_df`` is of a kind the engine cannot read."""
+
+
 class NullEventTimestampError(FeatureStoreError, ValueError):
     """The entity dataframe has rows without an event timestamp."""
 

@@ -6,12 +6,15 @@ objects found in them are converted once into :mod:`featurestore_spark.specs`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import sys
 from pathlib import Path
 
 import yaml
 from feast import Entity, FeatureService, FeatureView
+from feast.feature_view import DUMMY_ENTITY_NAME
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast.repo_operations import get_repo_files
 from feast.table_format import DeltaFormat
@@ -90,8 +93,8 @@ def repo_from_feast(
     """
     entities = {e.name: _entity_spec(e) for e in objects if isinstance(e, Entity)}
     by_key = {e.join_key: e for e in entities.values()}
-    views = {v.name: _view_spec(v, by_key) for v in objects if isinstance(v, FeatureView)}
-    services = {s.name: _service_spec(s) for s in objects if isinstance(s, FeatureService)}
+    views = {v.name: _view_spec(v, by_key, entities) for v in objects if isinstance(v, FeatureView)}
+    services = {s.name: service_spec(s, views) for s in objects if isinstance(s, FeatureService)}
     return RepoSpec(
         project=project,
         repo_path=repo_path,
@@ -189,10 +192,20 @@ def delta_source(source: object, *, owner: str) -> SparkSource:
     return source
 
 
-def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> FeatureViewSpec:
+def _view_spec(
+    view: FeatureView, entities_by_key: dict[str, EntitySpec], entities: dict[str, EntitySpec]
+) -> FeatureViewSpec:
     declared = {f.name: _value_type(f.dtype) for f in view.entity_columns}
+    join_keys = list(view.join_keys)
+    if not join_keys:
+        # A schema without the entity columns: Feast infers them at `feast apply`; the engine does the
+        # same from the view's entities, so that it works without an apply too.
+        unknown = [e for e in view.entities if e not in entities and e != DUMMY_ENTITY_NAME]
+        if unknown:
+            raise RepoError(f"feature view '{view.name}' uses entity '{unknown[0]}', which the repo does not define")
+        join_keys = [entities[e].join_key for e in view.entities if e in entities]
     keys = []
-    for key in view.join_keys:
+    for key in join_keys:
         dtype = declared.get(key) or (entities_by_key[key].dtype if key in entities_by_key else None)
         if dtype is None:
             raise RepoError(f"feature view '{view.name}': join key '{key}' has no declared type; add it to the schema")
@@ -216,16 +229,39 @@ def _view_spec(view: FeatureView, entities_by_key: dict[str, EntitySpec]) -> Fea
         raise RepoError(str(exc)) from exc
 
 
-def _service_spec(service: FeatureService) -> FeatureServiceSpec:
-    refs = tuple(
-        FeatureRef(view=p.name_to_use(), feature=f.name)
-        for p in service.feature_view_projections
-        for f in p.features
-    )
+def service_spec(service: FeatureService, views: dict[str, FeatureViewSpec]) -> FeatureServiceSpec:
+    """A feature service as refs; a projection with an alias or a join-key map carries its projected view."""
+    refs = []
+    for p in service.feature_view_projections:
+        base = views.get(p.name)
+        projected = _projected(base, p, service.name) if base is not None and (p.name_alias or p.join_key_map) else None
+        refs += [FeatureRef(view=p.name_to_use(), feature=f.name, projected=projected) for f in p.features]
+    refs = tuple(refs)
     return FeatureServiceSpec(
         name=service.name,
         features=refs,
         description=service.description,
         owner=service.owner,
         tags=tuple(sorted(service.tags.items())),
+    )
+
+
+def _projected(base: FeatureViewSpec, projection: object, service: str) -> FeatureViewSpec:
+    """``base`` as a projection sees it: under its alias, joined on the entity columns its
+    ``join_key_map`` names (each still read from the source column of the view's own key)."""
+    mapping = dict(projection.join_key_map)  # type: ignore[attr-defined]
+    unknown = sorted(set(mapping) - set(base.join_key_names))
+    if unknown:
+        raise RepoError(
+            f"feature service '{service}': join_key_map of feature view '{base.name}' maps {', '.join(unknown)}, "
+            f"not join keys of the view (its join keys: {', '.join(base.join_key_names)})"
+        )
+    src = base.source
+    field_mapping = tuple((col, name) for col, name in src.field_mapping if name not in mapping)
+    field_mapping += tuple((src.column_for(key), entity_column) for key, entity_column in mapping.items())
+    return dataclasses.replace(
+        base,
+        name=projection.name_alias or base.name,  # type: ignore[attr-defined]
+        join_keys=tuple(dataclasses.replace(k, name=mapping.get(k.name, k.name)) for k in base.join_keys),
+        source=dataclasses.replace(src, field_mapping=field_mapping),
     )

@@ -7,8 +7,11 @@ library code takes the session as a parameter.
 from __future__ import annotations
 
 import os
+import re
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -100,3 +103,32 @@ def _jar_conf(prof: Profile) -> dict[str, str]:
         return {"spark.jars": ",".join(str(j) for j in jars)}
     # No cached jars (setup not run): let Spark resolve them through Ivy, which needs Maven Central.
     return {"spark.jars.packages": ",".join(DELTA_PACKAGES)}
+
+
+def check_utc(spark: SparkSession) -> None:
+    """Fail unless the session reads timestamps in UTC (SEMANTICS.md section 1).
+
+    A ``timestamp_ntz`` column is read as an instant in the session's time zone: in any other zone
+    than UTC its rows would shift against the others by the zone's offset, and a feature row up to that
+    offset in the future could be joined.
+
+    Raises:
+        ConfigError: ``spark.sql.session.timeZone`` is not UTC (or a zone always at offset 0).
+    """
+    zone = spark.conf.get("spark.sql.session.timeZone") or ""
+    if not _is_utc(zone):
+        raise ConfigError(
+            f"the Spark session's time zone (spark.sql.session.timeZone) is {zone}; the engine compares "
+            "timestamps as UTC instants: spark.conf.set('spark.sql.session.timeZone', 'UTC') first, or build "
+            "the session with featurestore_spark.build_session"
+        )
+
+
+def _is_utc(zone: str) -> bool:
+    if re.fullmatch(r"(?i)z|[+-]00(:?00)?|(utc|gmt)([+-]0{1,2}(:?00)?)?", zone):
+        return True
+    try:
+        tz = ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return all(tz.utcoffset(datetime(y, m, 1)) == timedelta(0) for y in (1970, 2000, 2026) for m in (1, 7))

@@ -170,10 +170,16 @@ class EntitySpec:
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureRef:
-    """One requested feature: ``view:feature``."""
+    """One requested feature: ``view:feature``.
+
+    ``projected`` is set when the ref comes from a feature service's projection that renames the view
+    (``with_name``) or maps its join keys to other entity columns (``with_join_key_map``): the view as
+    that projection sees it, named ``view``.
+    """
 
     view: str
     feature: str
+    projected: FeatureViewSpec | None = None
 
     @property
     def ref(self) -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the project needs on a fresh Debian machine, idempotently:
 #   1. checks Java (Spark 4 needs 17+),
-#   2. a virtualenv in .venv with the pinned packages and this project (editable),
+#   2. checks Python (3.11+), then a virtualenv in .venv with the pinned packages (every one, as
+#      requirements.lock.txt lists them) and this project (editable),
 #   3. the Delta Lake jars from Maven Central, cached in .cache/jars (later runs work offline),
 #   4. redis-server from Debian's packages (for the online store and its tests).
 # Usage: scripts/setup.sh            (FSSPARK_SKIP_REDIS=1 skips step 4)
@@ -30,6 +31,17 @@ log "java ${java_major} ok"
 
 # 2. Python packages
 PY=${PYTHON:-python3}
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "[setup] ERROR: Python 3.11 or newer is needed; '$PY' is $("$PY" --version 2>&1 || echo 'not found')." >&2
+  echo "        Install it, or point PYTHON at one: PYTHON=/usr/bin/python3.11 scripts/setup.sh" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ] && ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then
+  log "installing Debian's python3-venv (needed to create .venv)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   "$PY" -m venv .venv

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pandas as pd
 import pytest
 
 from featurestore_spark import (
+    ConfigError,
+    EntityInputError,
     FeatureNameCollisionError,
     InvalidFeatureRefError,
     JoinKeyTypeError,
@@ -101,6 +104,25 @@ def test_collision_with_an_entity_column(spark, repo):
         run(spark, repo, entity(spark, name=["x"]), ["drivers:name"])
 
 
+def test_collisions_ignore_case_as_spark_does(spark, repo):
+    with pytest.raises(FeatureNameCollisionError, match=r"'rate' would come from both entity_df column 'Rate' and "
+                       r"feature view 'drivers'"):
+        run(spark, repo, entity(spark, Rate=[1.0]), ["drivers:rate"])
+
+
+def test_session_time_zone_must_be_utc(spark, repo):
+    try:
+        spark.conf.set("spark.sql.session.timeZone", "Europe/Berlin")
+        with pytest.raises(ConfigError, match=r"^the Spark session's time zone \(spark.sql.session.timeZone\) is "
+                           r"Europe/Berlin; the engine compares timestamps as UTC instants: "
+                           r"spark.conf.set\('spark.sql.session.timeZone', 'UTC'\) first"):
+            run(spark, repo, entity(spark), ["drivers:rate"])
+        spark.conf.set("spark.sql.session.timeZone", "Etc/UTC")  # another name of UTC is fine
+        assert run(spark, repo, entity(spark), ["drivers:rate"]).first()["rate"] == 0.5
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
 def test_join_key_type_mismatch_in_entity_df(spark, repo):
     df = spark.createDataFrame(pd.DataFrame({"driver_id": ["1"], "event_timestamp": [minutes(5)]}))
     with pytest.raises(JoinKeyTypeError, match=r"join key 'driver_id' in entity_df has type string, but feature view "
@@ -126,6 +148,24 @@ def test_null_event_timestamps_are_counted(spark, repo):
 def test_source_that_is_not_a_delta_table(spark, repo):
     with pytest.raises(SourceError, match=r"source of feature view 'missing': '.*nowhere' is not a Delta table"):
         run(spark, repo, entity(spark), ["missing:rate"])
+
+
+def test_entity_df_of_an_unknown_kind(spark, repo):
+    with pytest.raises(EntityInputError, match=r"^entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL "
+                       r"query or a Delta path/table name, not list; convert it, e.g. pd.DataFrame\(rows\)$"):
+        run(spark, repo, [{"driver_id": 1}], ["drivers:rate"])
+
+
+def test_catalog_table_that_is_not_delta(spark, repo, tmp_path):
+    spark.range(1).write.format("parquet").option("path", str(tmp_path / "p")).saveAsTable("fsspark_test_parquet")
+    try:
+        view = dataclasses.replace(repo.views["drivers"], name="parquet_view")
+        view = dataclasses.replace(view, source=dataclasses.replace(view.source, path=None, table="fsspark_test_parquet"))
+        with pytest.raises(SourceError, match=r"^source of feature view 'parquet_view': table 'fsspark_test_parquet' "
+                           r"is not a Delta table; convert it \(CONVERT TO DELTA\) or point the source at a Delta table$"):
+            run(spark, repo_of(*repo.views.values(), view), entity(spark), ["parquet_view:rate"])
+    finally:
+        spark.sql("DROP TABLE IF EXISTS fsspark_test_parquet")
 
 
 def test_source_lacking_a_feature_column(spark, repo):

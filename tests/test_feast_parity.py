@@ -1,7 +1,7 @@
 """The engine against Feast 0.67's own SparkOfflineStore on the example repo.
 
 Same answers on the example data; the Feast defects SEMANTICS.md lists each get a test that
-shows Feast's behaviour next to the engine's.
+shows Feast's behaviour next to the engine's (its Spark store's, and its file store's, Dask).
 """
 
 from __future__ import annotations
@@ -13,10 +13,14 @@ from pathlib import Path
 import feast
 import pandas as pd
 import pytest
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast.table_format import DeltaFormat
+from feast.types import Float64
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
-from featurestore_spark.repo import _import_definitions
+from featurestore_spark.offline import retrieval
+from featurestore_spark.repo import _import_definitions, repo_from_feast
 from tests.helpers import EXAMPLE_FEATURES as FEATURES
 
 REPO = Path(__file__).resolve().parents[1] / "feature_repo"
@@ -127,3 +131,40 @@ def test_feast_row_id_collides_for_keys_that_concatenate_alike(spark, feast_env)
     )
     assert ours == [(1001, 1), (10012, 2)]
     assert theirs != ours  # rows multiplied and features crossed between the two keys
+
+
+def test_feast_dask_store_collapses_duplicates_and_drops_out_of_window_rows(spark, tmp_path):
+    """Feast's file (Dask) offline store, on the same rows as parquet, returns 2 rows for 4 entity rows:
+    the duplicate entity row is collapsed and the row with no feature in its window is dropped. The
+    engine returns all 4, the last with a NULL feature."""
+    t0 = pd.Timestamp(DEFAULT_START)
+    rows = pd.DataFrame({"driver_id": [1, 1], "event_timestamp": [t0, t0 + pd.Timedelta(minutes=10)],
+                         "created": [t0, t0 + pd.Timedelta(minutes=10)], "rate": [0.1, 0.2]})
+    rows.to_parquet(tmp_path / "stats.parquet")
+    spark.createDataFrame(rows, "driver_id long, event_timestamp timestamp, created timestamp, rate double").write.format(
+        "delta").save(str(tmp_path / "stats"))
+    driver = feast.Entity(name="driver", join_keys=["driver_id"], value_type=feast.ValueType.INT64)
+    schema = [feast.Field(name="rate", dtype=Float64)]
+    parquet = feast.FileSource(name="stats_parquet", path=str(tmp_path / "stats.parquet"),
+                               timestamp_field="event_timestamp", created_timestamp_column="created")
+    delta = SparkSource(name="stats_delta", path=str(tmp_path / "stats"), table_format=DeltaFormat(),
+                        timestamp_field="event_timestamp", created_timestamp_column="created")
+    ttl = timedelta(minutes=5)
+    dask_view = feast.FeatureView(name="stats", entities=[driver], ttl=ttl, source=parquet, schema=schema)
+    config = feast.RepoConfig(project="p", registry=str(tmp_path / "registry.db"), provider="local",
+                              offline_store={"type": "file"}, entity_key_serialization_version=3,
+                              online_store={"type": "sqlite", "path": str(tmp_path / "online.db")})
+    fs = feast.FeatureStore(config=config)
+    fs.apply([driver, dask_view])
+    minute = pd.Timedelta(minutes=1)
+    ents = pd.DataFrame({"i": [0, 1, 2, 3], "driver_id": [1, 1, 1, 1],
+                         "event_timestamp": [t0 + minute, t0 + minute, t0 + 30 * minute, t0 + 12 * minute]})
+    theirs = fs.get_historical_features(entity_df=ents, features=["stats:rate"]).to_df()
+    # One of the duplicate rows 0 and 1 is gone (Feast keeps one per keys and time), and row 2 too.
+    assert len(theirs) == 2 and set(theirs["i"]) - {0, 1} == {3}
+
+    engine_view = feast.FeatureView(name="stats", entities=[driver], ttl=ttl, source=delta, schema=schema)
+    repo = repo_from_feast(project="p", objects=[driver, engine_view])
+    ours = retrieval.get_historical_features(spark, repo, ents, ["stats:rate"]).toPandas().sort_values("i")
+    assert ours["i"].tolist() == [0, 1, 2, 3]
+    assert ours["rate"].tolist()[:2] == [0.1, 0.1] and pd.isna(ours["rate"].iloc[2]) and ours["rate"].iloc[3] == 0.2

@@ -7,8 +7,15 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
+from feast import Entity, FeatureService, FeatureView, Field, ValueType
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast.table_format import DeltaFormat
+from feast.types import Float64, Int64
+from pyspark.sql import functions as F
 
+from featurestore_spark.errors import FeatureNameCollisionError, InvalidFeatureRefError, NotSupportedError, RepoError
 from featurestore_spark.offline import retrieval
+from featurestore_spark.repo import repo_from_feast
 from tests.helpers import minutes, repo_of, view_spec, write_delta
 
 US = timedelta(microseconds=1)
@@ -148,6 +155,9 @@ def test_exact_ties_are_settled_the_same_way_whatever_the_file_layout(spark, tmp
         ent = pd.DataFrame({"driver_id": [7], "event_timestamp": [minutes(1)]})
         answers.add(retrieval.get_historical_features(spark, repo, ent, ["v:rate"]).first()["rate"])
     assert len(answers) == 1 and answers <= set(rows["rate"])
+    # The documented rule: the greatest xxhash64 of the row's feature values (Spark's own function).
+    hashes = spark.createDataFrame(rows, schema).select("rate", F.xxhash64("rate").alias("h")).collect()
+    assert answers == {max(hashes, key=lambda r: r["h"])["rate"]}
 
 
 def test_empty_entity_df_gives_empty_typed_result(spark, repo):
@@ -176,3 +186,96 @@ def test_source_by_catalog_table_name(spark, tmp_path):
         assert retrieval.get_historical_features(spark, repo_of(view), ent, ["rates:rate"]).first()["rate"] == 0.5
     finally:
         spark.sql("DROP TABLE IF EXISTS fsspark_test_rates")
+
+
+def _feast_stats_view(path: str, ttl: timedelta) -> tuple[Entity, FeatureView]:
+    """The module's ``stats`` rows as a Feast view (Feast objects: projections need them)."""
+    driver = Entity(name="driver", join_keys=["driver_id"], value_type=ValueType.INT64)
+    source = SparkSource(name="stats_src", path=path, table_format=DeltaFormat(), timestamp_field="ts",
+                         created_timestamp_column="created")
+    view = FeatureView(name="stats", entities=[driver], ttl=ttl, source=source,
+                       schema=[Field(name="driver_id", dtype=Int64), Field(name="rate", dtype=Float64)])
+    return driver, view
+
+
+def test_feature_service_projections_rename_views_and_map_join_keys(spark, repo):
+    """A trip has an origin and a destination driver: one view, projected twice onto other entity columns."""
+    driver, stats = _feast_stats_view(repo.views["stats"].source.path, timedelta(minutes=5))
+    trip = FeatureService(name="trip", features=[
+        stats.with_name("origin").with_join_key_map({"driver_id": "origin_id"}),
+        stats[["rate"]].with_name("dest").with_join_key_map({"driver_id": "dest_id"}),
+    ])
+    feast_repo = repo_from_feast(project="p", objects=[driver, stats, trip])
+    ents = pd.DataFrame({"i": [0, 1, 2], "origin_id": [1, 2, 3], "dest_id": pd.array([2, 1, None], dtype="Int64"),
+                         "event_timestamp": [minutes(0), minutes(10), minutes(3)]})
+    # Derived by hand from the module's rows (ttl 5 minutes): origin 1 at 0 -> 0.0; dest 2 at 0 -> 2.0
+    # (created 1 beats null); origin 2 at 10 -> too old; dest 1 at 10 -> 0.2 (created 30 beats 11);
+    # origin 3 at 3 -> 3.0; a null dest_id -> null.
+    expected = [(0.0, 2.0), (None, 0.2), (3.0, None)]
+    by_name = retrieval.get_historical_features(spark, feast_repo, ents, "trip", full_feature_names=True)
+    assert by_name.columns == ["i", "origin_id", "dest_id", "event_timestamp", "origin__rate", "dest__rate"]
+    assert [tuple(r)[4:] for r in sorted(by_name.collect(), key=lambda r: r["i"])] == expected
+    # The FeatureService object itself, also when the repo does not define it.
+    bare = repo_from_feast(project="p", objects=[driver, stats])
+    by_object = retrieval.get_historical_features(spark, bare, ents, trip, full_feature_names=True)
+    assert [tuple(r)[4:] for r in sorted(by_object.collect(), key=lambda r: r["i"])] == expected
+    with pytest.raises(FeatureNameCollisionError, match="feature view 'origin'.*feature view 'dest'"):
+        retrieval.get_historical_features(spark, feast_repo, ents, "trip")
+    # Two projections under one name but on different entity columns cannot both be served.
+    twice = FeatureService(name="twice", features=[stats.with_join_key_map({"driver_id": "origin_id"}),
+                                                    stats.with_join_key_map({"driver_id": "dest_id"})])
+    with pytest.raises(InvalidFeatureRefError, match=r"^feature view 'stats' is requested twice with different "
+                       r"join keys \(origin_id and dest_id\); give each projection its own name"):
+        retrieval.get_historical_features(spark, bare, ents, twice)
+    wrong = FeatureService(name="wrong", features=[stats.with_join_key_map({"rider_id": "x"})])
+    with pytest.raises(RepoError, match=r"^feature service 'wrong': join_key_map of feature view 'stats' maps "
+                       r"rider_id, not join keys of the view \(its join keys: driver_id\)$"):
+        repo_from_feast(project="p", objects=[driver, stats, wrong])
+
+
+def test_ttl_zero_is_unlimited_and_the_only_timestamp_column_is_the_event_time(spark, repo):
+    driver, stats = _feast_stats_view(repo.views["stats"].source.path, timedelta(0))
+    feast_repo = repo_from_feast(project="p", objects=[driver, stats])
+    assert feast_repo.views["stats"].ttl is None
+    # No column named event_timestamp: the only timestamp column ("at") is the entity rows' time.
+    ents = pd.DataFrame({"driver_id": [1], "at": [minutes(60 * 24 * 365)]})
+    out = retrieval.get_historical_features(spark, feast_repo, ents, ["stats:rate"])
+    assert [tuple(r) for r in out.collect()] == [(1, minutes(60 * 24 * 365).replace(tzinfo=None), 0.3)]
+
+
+def test_join_keys_come_from_the_entities_when_the_schema_omits_them(spark, repo):
+    """Feast infers a view's entity columns at `feast apply`; the engine does it without one."""
+    driver, stats = _feast_stats_view(repo.views["stats"].source.path, timedelta(minutes=5))
+    bare = FeatureView(name="bare", entities=[driver], ttl=stats.ttl, source=stats.batch_source,
+                       schema=[Field(name="rate", dtype=Float64)])
+    everyone = FeatureView(name="everyone", entities=[], source=stats.batch_source,
+                           schema=[Field(name="rate", dtype=Float64)])
+    feast_repo = repo_from_feast(project="p", objects=[driver, bare, everyone])
+    assert [(k.name, k.dtype) for k in feast_repo.views["bare"].join_keys] == [("driver_id", "INT64")]
+    ents = pd.DataFrame({"driver_id": [1], "event_timestamp": [minutes(3)]})
+    assert retrieval.get_historical_features(spark, feast_repo, ents, ["bare:rate"]).first()["rate"] == 0.0
+    with pytest.raises(NotSupportedError, match=r"^feature view 'everyone' has no entities \(a global view\)"):
+        retrieval.get_historical_features(spark, feast_repo, ents, ["everyone:rate"])
+
+
+def test_time_zone_aware_pandas_times_are_instants(spark, repo):
+    # 2026-02-28 19:04 in New York is 2026-03-01 00:04 UTC: minute 4, inside minute 0's ttl window.
+    local = pd.Timestamp("2026-02-28 19:04:00", tz="America/New_York")
+    ents = pd.DataFrame({"driver_id": [1, 1], "event_timestamp": [local, local + pd.Timedelta(minutes=2)]})
+    out = retrieval.get_historical_features(spark, repo, ents, ["stats:rate"]).collect()
+    assert sorted((r["event_timestamp"], r["rate"]) for r in out) == [
+        (minutes(4).replace(tzinfo=None), 0.0), (minutes(6).replace(tzinfo=None), None)]
+
+
+def test_int32_keys_compare_whole_and_features_may_share_internal_names(spark, tmp_path):
+    """An INT32 key against an entity column of longs: a value no int32 holds matches nothing (no
+    overflow, no wrap-around onto key 1); features called c, tie or f (names inside the ranking struct) are
+    ordinary features."""
+    rows = pd.DataFrame({"k": [1, 2], "ts": [minutes(0)] * 2, "c": [10, 20], "tie": ["x", "y"], "f": [1.0, 2.0]})
+    write_delta(spark, rows, str(tmp_path / "v"), "k int, ts timestamp, c long, tie string, f double")
+    view = view_spec("v", str(tmp_path / "v"), {"k": "INT32"}, {"c": "INT64", "tie": "STRING", "f": "DOUBLE"})
+    ents = spark.createDataFrame(pd.DataFrame({"k": [2**32 + 1, 2, 1], "event_timestamp": [minutes(1)] * 3}),
+                                 "k long, event_timestamp timestamp")
+    out = retrieval.get_historical_features(spark, repo_of(view), ents, ["v:c", "v:tie", "v:f"])
+    assert sorted(tuple(r) for r in out.select("k", "c", "tie", "f").collect()) == [
+        (1, 10, "x", 1.0), (2, 20, "y", 2.0), (2**32 + 1, None, None, None)]

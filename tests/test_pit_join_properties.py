@@ -62,9 +62,11 @@ def _frames(a_rows, b_rows, e_rows):
     ttl_a=TTL,
     ttl_b=TTL,
     by_created=st.booleans(),
-    widths=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    widths=st.tuples(st.none() | st.integers(1, 30), st.none() | st.integers(1, 30)),
+    prune=st.booleans(),
 )
-def test_engine_matches_oracle(spark, tmp_path_factory, a_rows, b_rows, e_rows, dup, ttl_a, ttl_b, by_created, widths):
+def test_engine_matches_oracle(spark, tmp_path_factory, a_rows, b_rows, e_rows, dup, ttl_a, ttl_b, by_created, widths,
+                               prune):
     root = tmp_path_factory.mktemp("prop")
     a, b, e = _frames(a_rows, b_rows, e_rows)
     e = pd.concat([e, e.head(dup)], ignore_index=True)  # duplicate entity rows stay duplicates
@@ -75,16 +77,18 @@ def test_engine_matches_oracle(spark, tmp_path_factory, a_rows, b_rows, e_rows, 
                    field_mapping=(("n", "cnt"),))
     entity = spark.createDataFrame(e, schema="rid long, k long, s string, event_timestamp timestamp, label long")
     prepared = retrieval.prepare(spark, repo_of(va, vb), entity, ["va:a", "vb:cnt", "va:b"])
-    # Force random bucket widths so that carry-in across many buckets is exercised.
+    # Random bucket widths (None: the planner's) so that carry-in across many buckets is exercised, and
+    # key pruning on or off (the planner turns it off above 2M distinct keys only).
     groups = tuple(
-        dataclasses.replace(g, bucket_width=timedelta(minutes=w)) for g, w in zip(prepared.plan.groups, widths)
+        dataclasses.replace(g, bucket_width=timedelta(minutes=w) if w else g.bucket_width, prune_keys=prune)
+        for g, w in zip(prepared.plan.groups, widths)
     )
     plan = dataclasses.replace(prepared.plan, groups=groups)
     got = point_in_time_join(
         prepared.entity.df, "event_timestamp", prepared.requests, prepared.frames, plan,
         filter_by_created_timestamp=by_created,
     )
-    assert got.columns == ["rid", "k", "s", "event_timestamp", "label", "a", "b", "cnt"]
+    assert got.columns == ["rid", "k", "s", "event_timestamp", "label", "a", "cnt", "b"]  # request order
     rows = [r.asDict() for r in got.collect()]
 
     oracle_views = [

@@ -260,7 +260,7 @@ class DeltaOfflineStore(OfflineStore):
         best = rows.groupBy(*keys).agg(F.max(ranking(features)).alias("w"))
         mapping = dict(data_source.field_mapping)
         out = [F.col(k).alias(spec.name) for k, spec in zip(keys, view.join_keys)]
-        out += [F.col(f"w.`{f}`").alias(mapping.get(f, f)) for f in features]
+        out += [F.col("w").getField("f").getField(f).alias(mapping.get(f, f)) for f in features]
         out.append(F.timestamp_micros(F.col("w.ts")).alias(mapping.get(timestamp_field, timestamp_field)))
         if created_timestamp_column:
             created = F.when(F.col("w.has_c"), F.timestamp_micros(F.col("w.c")))

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from featurestore_spark.offline.plan import GroupPlan, JoinPlan, bucket_count
 from featurestore_spark.offline.refs import ViewRequest
 from featurestore_spark.offline.sources import CREATED, TS, key_col, ranking
+from featurestore_spark.specs import FieldSpec
 
 BUCKET, VIS = "__bucket", "__vis"
 #: Per key of the entity side: first and last event time (micros).
@@ -38,6 +39,12 @@ class KeySet:
 def micros(col: Column) -> Column:
     """Microseconds since the epoch of a timestamp column."""
     return F.unix_micros(col.cast("timestamp"))
+
+
+def join_type(key: FieldSpec) -> str:
+    """The type a join key is compared in: integer keys as bigint on both sides, so that an entity value
+    the declared INT32 cannot hold matches nothing rather than overflowing (or, ANSI off, wrapping)."""
+    return "bigint" if key.dtype in ("INT32", "INT64") else key.spark_type
 
 
 def ttl_micros(ttl: timedelta) -> int:
@@ -64,7 +71,7 @@ def key_set(
     keys = tuple(key_col(i) for i in range(len(gplan.join_keys)))
     width = max(1, gplan.bucket_width // timedelta(microseconds=1))
     buckets = bucket_count(plan.min_us, plan.max_us, width)
-    types = [k.spark_type for k in group[0].view.join_keys]
+    types = [join_type(k) for k in group[0].view.join_keys]
     entity_keys = tuple(F.col(f"`{k}`").cast(t).alias(kc) for k, t, kc in zip(gplan.join_keys, types, keys))
     ranges = None
     if gplan.prune_keys:
@@ -100,8 +107,8 @@ def _candidates(
     rows = frame.where(ts <= F.timestamp_micros(F.lit(plan.max_us)))
     if request.view.ttl is not None:
         rows = rows.where(ts >= F.timestamp_micros(F.lit(plan.min_us - ttl_micros(request.view.ttl))))
-    for k in keys:
-        rows = rows.where(F.col(k).isNotNull())
+    for k, key in zip(keys, request.view.join_keys):
+        rows = rows.where(F.col(k).isNotNull()).withColumn(k, F.col(k).cast(join_type(key)))
     rows = rows.where(ts.isNotNull())
     visible = ts
     if by_created and request.view.source.created_timestamp_column:

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from featurestore_spark.delta_io import latest_version, read_delta
-from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, TimestampTypeError
+from featurestore_spark.errors import EntityInputError, JoinKeyTypeError, MissingColumnError, TimestampTypeError
 from featurestore_spark.specs import FeatureViewSpec
 
 EVENT_TIMESTAMP = "event_timestamp"
@@ -47,9 +47,9 @@ def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
         if _SQL.match(entity_df):
             return spark.sql(entity_df)
         return _pinned(spark, entity_df, read_delta(spark, entity_df, what="entity_df"))
-    raise TypeError(
+    raise EntityInputError(
         f"entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL query or a Delta path/table name, "
-        f"not {type(entity_df).__name__}"
+        f"not {type(entity_df).__name__}; convert it, e.g. pd.DataFrame(rows)"
     )
 
 

@@ -28,7 +28,7 @@ from pyspark.sql import functions as F
 
 from featurestore_spark.offline.candidates import BUCKET, VIS, KeySet, bucket, key_set, micros, ttl_micros
 from featurestore_spark.offline.plan import JoinPlan, group_views
-from featurestore_spark.offline.refs import ViewRequest
+from featurestore_spark.offline.refs import ViewRequest, in_request_order
 
 _CARRY, _FEATURE, _ENTITY = 0, 1, 2
 _KIND, _PAYLOAD = "__kind", "__entity"
@@ -66,9 +66,7 @@ def point_in_time_join(
         ks = key_set(entity, ts_column, group, frames, plan, plan.group(keys), filter_by_created_timestamp)
         latest = _running_max(out, entity, ts_column, ks, plan)
         out = latest.select(F.col(f"{_PAYLOAD}.*"), *_outputs(group, list(ks.rows), names))
-    features = [
-        F.col(internal[(r.view.name, f)]).alias(name) for r in requests for f, name in zip(r.features, r.output_names)
-    ]
+    features = [F.col(internal[(r.view.name, f)]).alias(name) for r, f, name in in_request_order(requests)]
     return out.select(*[F.col(f"`{c}`") for c in entity.columns], *features)
 
 
@@ -86,7 +84,7 @@ def _outputs(group: list[ViewRequest], ws: list[str], names: dict[tuple[str, str
         fresh = win.isNotNull()
         if r.view.ttl is not None:
             fresh = win["ts"] >= F.col(VIS) - F.lit(ttl_micros(r.view.ttl))
-        outputs += [F.when(fresh, win[f]).alias(names[(r.view.name, f)]) for f in r.features]
+        outputs += [F.when(fresh, win["f"].getField(f)).alias(names[(r.view.name, f)]) for f in r.features]
     return outputs
 
 

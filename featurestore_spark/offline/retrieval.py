@@ -13,6 +13,7 @@ from featurestore_spark.offline.entity_input import EntityInput
 from featurestore_spark.offline.pit_join import checked_micros, point_in_time_join
 from featurestore_spark.offline.plan import JoinPlan, make_plan
 from featurestore_spark.offline.refs import ViewRequest
+from featurestore_spark.session import check_utc
 from featurestore_spark.specs import RepoSpec
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def prepare(
     spark: SparkSession, repo: RepoSpec, entity_df: object, features: object, full_feature_names: bool = False
 ) -> Prepared:
     """Check names, columns and types (no Spark job), open the sources, then gather the plan's statistics."""
+    check_utc(spark)
     df = entity_input.read_entity_df(spark, entity_df)
     requests = refs.resolve(
         repo, refs.parse_refs(repo, features), full_feature_names=full_feature_names, entity_columns=df.columns
@@ -63,8 +65,7 @@ def join(p: Prepared, *, filter_by_created_timestamp: bool = False) -> DataFrame
     if p.plan.entity_rows == 0:
         nulls = [
             F.lit(None).cast(r.view.feature(f).spark_type).alias(name)  # type: ignore[union-attr]
-            for r in p.requests
-            for f, name in zip(r.features, r.output_names)
+            for r, f, name in refs.in_request_order(p.requests)
         ]
         # Rows that appeared after the statistics saw none would get no features: fail the job then.
         return p.entity.df.where(checked_micros(p.entity.timestamp_column, p.plan).isNotNull()).select("*", *nulls)

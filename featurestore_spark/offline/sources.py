@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from featurestore_spark.errors import MissingColumnError, TimestampTypeError
 from featurestore_spark.delta_io import read_delta
 from featurestore_spark.offline.entity_input import check_key_column
+from featurestore_spark.session import check_utc
 from featurestore_spark.specs import FeatureViewSpec
 
 TS, CREATED, TIE = "__ts", "__c", "__tie"
@@ -26,13 +27,14 @@ def key_col(i: int) -> str:
 
 def ranking(features: tuple[str, ...]) -> Column:
     """The struct whose ``max`` is the winning row (SEMANTICS.md 1.3): event time, then created time
-    (null lowest), then the tie hash; the features ride along. Used by the join and by materialization."""
+    (null lowest), then the tie hash; the features ride along in a nested struct ``f`` (so a feature
+    may be called ``ts`` or ``c``). Used by the join and by materialization."""
     return F.struct(
         F.unix_micros(F.col(TS)).alias("ts"),
         F.col(CREATED).isNotNull().alias("has_c"),
         F.unix_micros(F.col(CREATED)).alias("c"),
         F.col(TIE).alias("tie"),
-        *[F.col(f"`{f}`") for f in features],
+        F.struct(*[F.col(f"`{f}`") for f in features]).alias("f"),
     )
 
 
@@ -48,7 +50,9 @@ def read_view(
         SourceError: the source is not a readable Delta table.
         MissingColumnError: the table lacks a key, timestamp or feature column.
         JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
+        ConfigError: the session's time zone is not UTC.
     """
+    check_utc(spark)
     src = view.source
     if raw is None:
         raw = read_delta(spark, src.address, what=f"source of feature view '{view.name}'",

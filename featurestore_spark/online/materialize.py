@@ -74,7 +74,7 @@ def latest_of(rows: DataFrame, view: FeatureViewSpec, start: datetime | None, en
     return best.select(
         *[F.col(k).alias(spec.name) for k, spec in zip(keys, view.join_keys)],
         F.col("w.ts").alias("__ts_us"),
-        *[F.col(f"w.`{f}`").alias(f) for f in features],
+        *[F.col("w").getField("f").getField(f).alias(f) for f in features],
     )
 
 

@@ -62,11 +62,13 @@ def create_training_set(
     _check_output(spark, req.output)
     parsed = refs_mod.parse_refs(repo, req.features)
     # Unknown views or features and colliding names fail here, before any table is opened.
-    refs_mod.resolve(repo, parsed, full_feature_names=req.options.full_feature_names, entity_columns=())
+    requests = refs_mod.resolve(repo, parsed, full_feature_names=req.options.full_feature_names, entity_columns=())
     refs = [r.ref for r in parsed]
+    # Views as the request sees them (a service's projections too), under the names the refs use.
+    repo = replace(repo, views={**repo.views, **{r.view.name: r.view for r in requests}})
     _check_columns(spark, repo, _read_entities(spark, req.entities, req), refs, req)
     say(1)
-    views = [_pin_view(spark, repo.views[n]) for n in dict.fromkeys(r.view for r in parsed)]
+    views = [_pin_view(spark, r.view) for r in requests]
     entities = req.entities
     if entities.kind in ("delta", "table") and entities.version is None:
         version = delta_io.latest_version(spark, entities.location, what="entity source")
@@ -229,7 +231,7 @@ def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, re
     check_entity_df(entity_df, [r.view for r in requests])
     columns = [(f.name, f.dataType.simpleString()) for f in entity_df.schema.fields] + [
         (name, r.view.feature(f).spark_type)  # type: ignore[union-attr]
-        for r in requests for f, name in zip(r.features, r.output_names)
+        for r, f, name in refs_mod.in_request_order(requests)
     ]
     out = req.output
     missing = [c for c in out.partition_by if c not in dict(columns)]
