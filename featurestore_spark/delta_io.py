@@ -52,8 +52,12 @@ def table_path(spark: SparkSession, location: str) -> str:
 _GONE = ("DELTA_VERSION_NOT_FOUND", "DELTA_CANNOT_FIND_VERSION", "DELTA_LOG_FILE_NOT_FOUND", "DELTA_FILE_NOT_FOUND")
 
 
-def read_delta(spark: SparkSession, location: str, *, what: str, version: int | None = None) -> DataFrame:
+def read_delta(
+    spark: SparkSession, location: str, *, what: str, version: int | None = None, any_table: bool = False
+) -> DataFrame:
     """Read a Delta table by path or by name, at ``version`` (time travel) or the latest.
+
+    ``any_table`` also takes a catalog table or view that is not Delta (the entity rows may be one).
 
     Raises:
         SourceError: nothing readable as Delta is there.
@@ -67,7 +71,8 @@ def read_delta(spark: SparkSession, location: str, *, what: str, version: int | 
                 f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
                 "df.write.format('delta') or point the source at the right path"
             )
-        if not is_path(location) and spark.catalog.tableExists(location) and not is_delta_table(spark, location):
+        if (not any_table and not is_path(location) and spark.catalog.tableExists(location)
+                and not is_delta_table(spark, location)):
             raise SourceError(
                 f"{what}: table '{location}' is not a Delta table; convert it (CONVERT TO DELTA) or point the "
                 "source at a Delta table"

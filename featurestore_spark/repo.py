@@ -197,13 +197,12 @@ def _view_spec(
 ) -> FeatureViewSpec:
     declared = {f.name: _value_type(f.dtype) for f in view.entity_columns}
     join_keys = list(view.join_keys)
-    if not join_keys:
-        # A schema without the entity columns: Feast infers them at `feast apply`; the engine does the
-        # same from the view's entities, so that it works without an apply too.
-        unknown = [e for e in view.entities if e not in entities and e != DUMMY_ENTITY_NAME]
-        if unknown:
-            raise RepoError(f"feature view '{view.name}' uses entity '{unknown[0]}', which the repo does not define")
-        join_keys = [entities[e].join_key for e in view.entities if e in entities]
+    # An entity whose column the schema leaves out: `feast apply` adds it to the view; the engine does
+    # the same, so that it works without an apply too.
+    unknown = [e for e in view.entities if e not in entities and e != DUMMY_ENTITY_NAME]
+    if unknown and len(join_keys) < len(view.entities):
+        raise RepoError(f"feature view '{view.name}' uses entity '{unknown[0]}', which the repo does not define")
+    join_keys += [entities[e].join_key for e in view.entities if e in entities and entities[e].join_key not in join_keys]
     keys = []
     for key in join_keys:
         dtype = declared.get(key) or (entities_by_key[key].dtype if key in entities_by_key else None)
@@ -234,8 +233,18 @@ def service_spec(service: FeatureService, views: dict[str, FeatureViewSpec]) -> 
     refs = []
     for p in service.feature_view_projections:
         base = views.get(p.name)
-        projected = _projected(base, p, service.name) if base is not None and (p.name_alias or p.join_key_map) else None
+        if base is None:  # an unknown view: named as such when the refs are resolved
+            refs += [FeatureRef(view=p.name, feature=f.name) for f in p.features]
+            continue
+        projected = project_view(base, p, f"feature service '{service.name}'") if p.name_alias or p.join_key_map else None
         refs += [FeatureRef(view=p.name_to_use(), feature=f.name, projected=projected) for f in p.features]
+    # String refs ("view:feature", or "view" for all its features), which Feast resolves only at apply.
+    for ref in getattr(service, "_pending_feature_refs", ()):
+        view, _, feature = ref.partition(":")
+        if feature or view not in views:
+            refs.append(FeatureRef(view=view, feature=feature))
+        else:
+            refs += [FeatureRef(view=view, feature=f.name) for f in views[view].features]
     refs = tuple(refs)
     return FeatureServiceSpec(
         name=service.name,
@@ -246,14 +255,15 @@ def service_spec(service: FeatureService, views: dict[str, FeatureViewSpec]) -> 
     )
 
 
-def _projected(base: FeatureViewSpec, projection: object, service: str) -> FeatureViewSpec:
-    """``base`` as a projection sees it: under its alias, joined on the entity columns its
-    ``join_key_map`` names (each still read from the source column of the view's own key)."""
+def project_view(base: FeatureViewSpec, projection: object, owner: str) -> FeatureViewSpec:
+    """``base`` as a Feast projection sees it: under its alias, joined on the entity columns its
+    ``join_key_map`` names (each still read from the source column of the view's own key). ``owner``
+    (what holds the projection) is named in errors."""
     mapping = dict(projection.join_key_map)  # type: ignore[attr-defined]
     unknown = sorted(set(mapping) - set(base.join_key_names))
     if unknown:
         raise RepoError(
-            f"feature service '{service}': join_key_map of feature view '{base.name}' maps {', '.join(unknown)}, "
+            f"{owner}: join_key_map of feature view '{base.name}' maps {', '.join(unknown)}, "
             f"not join keys of the view (its join keys: {', '.join(base.join_key_names)})"
         )
     src = base.source

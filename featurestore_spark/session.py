@@ -125,7 +125,7 @@ def check_utc(spark: SparkSession) -> None:
 
 
 def _is_utc(zone: str) -> bool:
-    if re.fullmatch(r"(?i)z|[+-]00(:?00)?|(utc|gmt)([+-]0{1,2}(:?00)?)?", zone):
+    if re.fullmatch(r"(?i)z|(utc|gmt|ut)?([+-]0{1,2}(:?00){0,2})?", zone) and zone:
         return True
     try:
         tz = ZoneInfo(zone)

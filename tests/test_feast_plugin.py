@@ -179,6 +179,30 @@ def test_seed_workflow_runs_verbatim_and_answers_as_feast_and_the_engine(spark, 
     assert [e for _, e in intervals] == [middle, end, later]
 
 
+def test_feature_service_projections_answer_as_feast(spark, env):
+    """A trip's origin and destination drivers: one view projected twice (with_name, with_join_key_map)."""
+    root, plugin_repo, reference = env
+    store = feast.FeatureStore(repo_path=str(plugin_repo))
+
+    def trip(fs: feast.FeatureStore) -> feast.FeatureService:
+        stats = fs.get_feature_view("driver_hourly_stats")
+        service = feast.FeatureService(name="trip", features=[
+            stats[["conv_rate", "avg_daily_trips"]].with_name("origin").with_join_key_map({"driver_id": "origin_id"}),
+            stats[["conv_rate"]].with_name("dest").with_join_key_map({"driver_id": "dest_id"}),
+        ])
+        fs.apply([service])  # Feast looks services up in its registry
+        return service
+
+    rides = spark.read.format("delta").load(f"{root}/data/entities").toPandas()
+    ents = pd.DataFrame({"origin_id": rides["driver_id"], "dest_id": rides["driver_id"].sample(frac=1, random_state=7).values,
+                         "event_timestamp": rides["event_timestamp"]})
+    ours = store.get_historical_features(entity_df=ents, features=trip(store), full_feature_names=True).to_df()
+    theirs = reference.get_historical_features(entity_df=ents, features=trip(reference), full_feature_names=True).to_df()
+    columns = ["origin_id", "dest_id", "event_timestamp", "origin__conv_rate", "origin__avg_daily_trips", "dest__conv_rate"]
+    assert list(ours.columns) == columns and len(ours) == len(ents)
+    assert canonical(ours, columns) == canonical(theirs, columns)
+    assert ours["origin__conv_rate"].notna().sum() > 0.3 * len(ours) and ours["dest__conv_rate"].notna().sum() > 0
+
 def test_saved_dataset_and_offline_writes_are_delta_commits(spark, env):
     root, plugin_repo, reference = env
     store = feast.FeatureStore(repo_path=str(plugin_repo))

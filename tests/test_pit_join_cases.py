@@ -225,7 +225,7 @@ def test_feature_service_projections_rename_views_and_map_join_keys(spark, repo)
     twice = FeatureService(name="twice", features=[stats.with_join_key_map({"driver_id": "origin_id"}),
                                                     stats.with_join_key_map({"driver_id": "dest_id"})])
     with pytest.raises(InvalidFeatureRefError, match=r"^feature view 'stats' is requested twice with different "
-                       r"join keys \(origin_id and dest_id\); give each projection its own name"):
+                       r"definitions \(join keys origin_id and dest_id\); give each projection its own name"):
         retrieval.get_historical_features(spark, bare, ents, twice)
     wrong = FeatureService(name="wrong", features=[stats.with_join_key_map({"rider_id": "x"})])
     with pytest.raises(RepoError, match=r"^feature service 'wrong': join_key_map of feature view 'stats' maps "
@@ -250,12 +250,31 @@ def test_join_keys_come_from_the_entities_when_the_schema_omits_them(spark, repo
                        schema=[Field(name="rate", dtype=Float64)])
     everyone = FeatureView(name="everyone", entities=[], source=stats.batch_source,
                            schema=[Field(name="rate", dtype=Float64)])
-    feast_repo = repo_from_feast(project="p", objects=[driver, bare, everyone])
+    rider = Entity(name="rider", join_keys=["rider_id"], value_type=ValueType.STRING)
+    half = FeatureView(name="half", entities=[driver, rider], source=stats.batch_source,  # rider_id left out
+                       schema=[Field(name="driver_id", dtype=Int64), Field(name="rate", dtype=Float64)])
+    feast_repo = repo_from_feast(project="p", objects=[driver, rider, bare, everyone, half])
     assert [(k.name, k.dtype) for k in feast_repo.views["bare"].join_keys] == [("driver_id", "INT64")]
+    assert [(k.name, k.dtype) for k in feast_repo.views["half"].join_keys] == [("driver_id", "INT64"),
+                                                                                ("rider_id", "STRING")]
     ents = pd.DataFrame({"driver_id": [1], "event_timestamp": [minutes(3)]})
     assert retrieval.get_historical_features(spark, feast_repo, ents, ["bare:rate"]).first()["rate"] == 0.0
     with pytest.raises(NotSupportedError, match=r"^feature view 'everyone' has no entities \(a global view\)"):
         retrieval.get_historical_features(spark, feast_repo, ents, ["everyone:rate"])
+
+
+def test_feature_services_of_string_refs_and_temp_view_entities(spark, repo):
+    """A FeatureService of "view:feature" strings (Feast resolves them only at apply), and an entity_df
+    given as the name of a temporary view (not Delta: read as it is)."""
+    driver, stats = _feast_stats_view(repo.views["stats"].source.path, timedelta(minutes=5))
+    feast_repo = repo_from_feast(project="p", objects=[driver, stats])
+    spark.createDataFrame(pd.DataFrame({"driver_id": [1, 3], "event_timestamp": [minutes(3), minutes(3)]}),
+                          "driver_id long, event_timestamp timestamp").createOrReplaceTempView("fsspark_rides")
+    for service in (FeatureService(name="by_ref", features=["stats:rate"]), FeatureService(name="whole", features=["stats"])):
+        out = retrieval.get_historical_features(spark, feast_repo, "fsspark_rides", service)
+        assert sorted(tuple(r) for r in out.select("driver_id", "rate").collect()) == [(1, 0.0), (3, 3.0)]
+    with pytest.raises(InvalidFeatureRefError, match=r"^feature service 'empty' has no features$"):
+        retrieval.get_historical_features(spark, feast_repo, "fsspark_rides", FeatureService(name="empty", features=[]))
 
 
 def test_time_zone_aware_pandas_times_are_instants(spark, repo):

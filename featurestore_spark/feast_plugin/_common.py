@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from feast import FeatureView
@@ -10,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from featurestore_spark.errors import ConfigError, NotSupportedError
 from featurestore_spark.online.settings import RedisSettings, redis_settings
-from featurestore_spark.repo import repo_from_feast
+from featurestore_spark.repo import project_view, repo_from_feast
 from featurestore_spark.session import build_session
 from featurestore_spark.specs import RepoSpec
 
@@ -35,8 +36,7 @@ def check_view(view: object) -> FeatureView:
     """Fail, before any Spark work, on feature views the engine does not run.
 
     Raises:
-        NotSupportedError: an on-demand, batch or stream feature view, a projection with an alias or a
-            join-key map, or a view derived from other views.
+        NotSupportedError: an on-demand, batch or stream feature view, or a view derived from other views.
     """
     if type(view) is not FeatureView:
         raise NotSupportedError(
@@ -49,13 +49,6 @@ def check_view(view: object) -> FeatureView:
             f"feature view '{view.name}' is derived from other feature views; the featurestore_spark plugin "
             "reads a view's own Delta source only"
         )
-    projection = view.projection
-    if projection.join_key_map or projection.name_to_use() != view.name:
-        raise NotSupportedError(
-            f"feature view '{view.name}' is requested through a projection with an alias or a join-key map "
-            f"({projection.name_to_use()}, {dict(projection.join_key_map)}); the featurestore_spark plugin "
-            "joins views under their own names and join keys: request the view directly"
-        )
     return view
 
 
@@ -63,11 +56,19 @@ def repo_spec(config: RepoConfig, registry: object, project: str, views: Iterabl
     """A repo spec holding ``views`` (checked) and the project's entities from Feast's registry."""
     checked = [check_view(v) for v in views]
     entities = registry.list_entities(project, allow_cache=True)  # type: ignore[attr-defined]
-    return repo_from_feast(
+    repo = repo_from_feast(
         project=project,
         objects=[*entities, *checked],
         entity_key_serialization_version=config.entity_key_serialization_version,
     )
+    # A view requested through a projection (a FeatureService's with_name / with_join_key_map) goes
+    # under the projection's name, joined on the entity columns it maps its keys to.
+    projected = {
+        v.projection.name_to_use(): project_view(repo.views[v.name], v.projection, "the feature service requested")
+        for v in checked
+        if v.projection.join_key_map or v.projection.name_to_use() != v.name
+    }
+    return dataclasses.replace(repo, views={**repo.views, **projected})
 
 
 def redis_target(config: RepoConfig) -> RedisSettings:

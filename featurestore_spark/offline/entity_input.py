@@ -46,7 +46,7 @@ def read_entity_df(spark: SparkSession, entity_df: object) -> DataFrame:
     if isinstance(entity_df, str):
         if _SQL.match(entity_df):
             return spark.sql(entity_df)
-        return _pinned(spark, entity_df, read_delta(spark, entity_df, what="entity_df"))
+        return _pinned(spark, entity_df, read_delta(spark, entity_df, what="entity_df", any_table=True))
     raise EntityInputError(
         f"entity_df must be a pyspark DataFrame, a pandas DataFrame, a SQL query or a Delta path/table name, "
         f"not {type(entity_df).__name__}; convert it, e.g. pd.DataFrame(rows)"

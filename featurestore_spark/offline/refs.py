@@ -37,11 +37,16 @@ def in_request_order(requests: list[ViewRequest]) -> list[tuple[ViewRequest, str
 def parse_refs(repo: RepoSpec, features: object) -> list[FeatureRef]:
     """``features`` as refs: a list of "view:feature", a FeatureService (its own projections, whether
     or not the repo defines it), or a service's name."""
+    service = None
     if isinstance(features, FeatureService):
-        return list(service_spec(features, repo.views).features)
+        service = service_spec(features, repo.views)
+    elif isinstance(features, str) and features in repo.services:
+        service = repo.services[features]
+    if service is not None:
+        if not service.features:
+            raise InvalidFeatureRefError(f"feature service '{service.name}' has no features")
+        return list(service.features)
     if isinstance(features, str):
-        if features in repo.services:
-            return list(repo.services[features].features)
         if ":" not in features:
             raise InvalidFeatureRefError(
                 f"'{features}' is neither a feature service of the repo ({', '.join(sorted(repo.services)) or 'none'}) "
@@ -81,8 +86,8 @@ def resolve(
         known = specs.setdefault(ref.view, view)
         if known != view:
             raise InvalidFeatureRefError(
-                f"feature view '{ref.view}' is requested twice with different join keys "
-                f"({', '.join(known.join_key_names)} and {', '.join(view.join_key_names)}); give each "
+                f"feature view '{ref.view}' is requested twice with different definitions (join keys "
+                f"{', '.join(known.join_key_names)} and {', '.join(view.join_key_names)}); give each "
                 "projection its own name, e.g. view.with_name('origin').with_join_key_map({...})"
             )
         wanted = grouped.setdefault(ref.view, [])
