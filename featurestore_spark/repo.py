@@ -7,7 +7,6 @@ objects found in them are converted once into :mod:`featurestore_spark.specs`.
 from __future__ import annotations
 
 import dataclasses
-
 import importlib.util
 import sys
 from pathlib import Path
@@ -202,7 +201,7 @@ def _view_spec(
     unknown = [e for e in view.entities if e not in entities and e != DUMMY_ENTITY_NAME]
     if unknown and len(join_keys) < len(view.entities):
         raise RepoError(f"feature view '{view.name}' uses entity '{unknown[0]}', which the repo does not define")
-    join_keys += [entities[e].join_key for e in view.entities if e in entities and entities[e].join_key not in join_keys]
+    join_keys += [k for k in (entities[e].join_key for e in view.entities if e in entities) if k not in join_keys]
     keys = []
     for key in join_keys:
         dtype = declared.get(key) or (entities_by_key[key].dtype if key in entities_by_key else None)
@@ -236,7 +235,9 @@ def service_spec(service: FeatureService, views: dict[str, FeatureViewSpec]) -> 
         if base is None:  # an unknown view: named as such when the refs are resolved
             refs += [FeatureRef(view=p.name, feature=f.name) for f in p.features]
             continue
-        projected = project_view(base, p, f"feature service '{service.name}'") if p.name_alias or p.join_key_map else None
+        projected = None
+        if p.name_alias or p.join_key_map:
+            projected = project_view(base, p, f"feature service '{service.name}'")
         refs += [FeatureRef(view=p.name_to_use(), feature=f.name, projected=projected) for f in p.features]
     # String refs ("view:feature", or "view" for all its features), which Feast resolves only at apply.
     for ref in getattr(service, "_pending_feature_refs", ()):
