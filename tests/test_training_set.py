@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from datetime import timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,8 @@ from featurestore_spark.errors import (
     SourceVersionError,
     UnknownFeatureError,
 )
+from featurestore_spark.repo import project_view
+from featurestore_spark.specs import FeatureRef, FeatureServiceSpec
 from featurestore_spark.training import catalog
 from featurestore_spark.training.build import create_training_set, reproduce_training_set
 from featurestore_spark.training.request import load_request
@@ -206,6 +210,42 @@ def test_output_modes_time_range_and_partitioning(spark, world):
     assert len(rows(spark, first.output, version=0)) == 150  # the earlier build stays readable
     appended = build(spark, world, {**narrowed, "output": {**narrowed["output"], "mode": "append"}})
     assert appended.version == 2 and spark.read.format("delta").load(first.output).count() == 2 * second.rows_out
+
+
+def test_a_service_projection_is_built_appended_in_the_tables_order_and_reproduced(spark, world):
+    """A FeatureService projecting the view onto another entity column (with_name + with_join_key_map):
+    the same rows as the plain request, under the mapped column; appended to a table whose feature
+    columns are in another order (as tables built when features were grouped by view are); rebuilt from
+    the recorded definitions after the source changed."""
+    plain = rows(spark, build(spark, world).output)
+    trips = str(world["tmp"] / "trips")
+    spark.read.format("delta").load(str(world["tmp"] / "entities")).withColumnRenamed(
+        "driver_id", "origin_id").write.format("delta").save(trips)
+    projection = SimpleNamespace(name_alias="origin", join_key_map={"driver_id": "origin_id"})
+    origin = project_view(world["repo"].views["stats"], projection, "feature service 'trip'")
+    service = FeatureServiceSpec(name="trip", features=tuple(
+        FeatureRef(view="origin", feature=f, projected=origin) for f in ("rate", "trips")))
+    repo = dataclasses.replace(world["repo"], services={"trip": service})
+    request = {**world["request"], "entities": {"delta": trips}, "features": "trip",
+               "output": {"path": str(world["tmp"] / "trip_out")}}
+    built = create_training_set(spark, repo, request, catalog=world["catalog"])
+    got = rows(spark, built.output)
+    pd.testing.assert_frame_equal(got, plain.rename(columns={"driver_id": "origin_id"}))
+
+    swapped = str(world["tmp"] / "swapped")
+    spark.read.format("delta").load(built.output).select("origin_id", "event_timestamp", "label", "trips", "rate").write.format(
+        "delta").save(swapped)
+    create_training_set(spark, repo, {**request, "output": {"path": swapped, "mode": "append"}}, catalog=world["catalog"])
+    doubled = rows(spark, swapped)
+    assert list(doubled.columns) == ["origin_id", "event_timestamp", "label", "trips", "rate"]
+    once = got[list(doubled.columns)].sort_values(list(doubled.columns), na_position="first").reset_index(drop=True)
+    pd.testing.assert_frame_equal(doubled.iloc[::2].reset_index(drop=True), once)
+    pd.testing.assert_frame_equal(doubled.iloc[1::2].reset_index(drop=True), once)
+
+    DeltaTable.forPath(spark, str(world["tmp"] / "stats")).update(F.lit(True), {"rate": F.lit(-1.0)})
+    again = reproduce_training_set(spark, world["repo"], built.output, str(world["tmp"] / "trip_again"),
+                                   catalog=world["catalog"])
+    pd.testing.assert_frame_equal(rows(spark, again.output), got)
 
 
 def test_a_catalog_table_as_output_is_built_recorded_and_reproduced(spark, world):

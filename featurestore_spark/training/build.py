@@ -124,7 +124,12 @@ def _build(
     entity_df = _read_entities(spark, req.entities, req)
     prepared = retrieval.prepare(spark, pinned_repo, entity_df, refs, req.options.full_feature_names)
     df = retrieval.join(prepared, filter_by_created_timestamp=req.options.filter_by_created_timestamp)
-    columns = {f"{r.view.name}:{f}": n for r in prepared.requests for f, n in zip(r.features, r.output_names)}
+    columns = {f"{r.view.name}:{f}": n for r, f, n in refs_mod.in_request_order(prepared.requests)}
+    if req.output.mode == "append" and delta_io.exists(spark, req.output.location):
+        # The table's own column order (one built before features came in request order has them
+        # grouped by view; ``_check_columns`` checked that the names and types are the same).
+        existing = delta_io.read_delta(spark, req.output.location, what="output").columns
+        df = df.select(*[F.col(f"`{c}`") for c in existing])
     outputs = list(columns.values())
     entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
     if req.entities.version is not None:
@@ -243,7 +248,7 @@ def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, re
     if out.mode == "append" and delta_io.exists(spark, out.location):
         have = [(f.name, f.dataType.simpleString())
                 for f in delta_io.read_delta(spark, out.location, what="output").schema.fields]
-        if have != columns:
+        if sorted(have) != sorted(columns):  # the order may differ: the rows are appended in the table's
             raise RequestError(
                 f"output.mode append: '{out.location}' has columns ({', '.join(f'{c} {t}' for c, t in have)}) but "
                 f"this request produces ({', '.join(f'{c} {t}' for c, t in columns)}); use mode overwrite or "
