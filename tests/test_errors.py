@@ -15,6 +15,7 @@ from featurestore_spark import (
     InvalidFeatureRefError,
     JoinKeyTypeError,
     MissingColumnError,
+    NotSupportedError,
     NullEventTimestampError,
     SourceError,
     TimestampTypeError,
@@ -108,6 +109,17 @@ def test_collisions_ignore_case_as_spark_does(spark, repo):
     with pytest.raises(FeatureNameCollisionError, match=r"'rate' would come from both entity_df column 'Rate' and "
                        r"feature view 'drivers'"):
         run(spark, repo, entity(spark, Rate=[1.0]), ["drivers:rate"])
+
+
+def test_names_the_join_reserves(spark, repo, tmp_path):
+    with pytest.raises(NotSupportedError, match=r"^entity_df column '__f0' has a name the join reserves \(__f<n>\): "
+                       r"rename it$"):
+        run(spark, repo, entity(spark, __f0=[1]), ["drivers:rate"])
+    rows = pd.DataFrame({"driver_id": [1], "ts": [minutes(0)], "__tie": [0.5]})
+    write_delta(spark, rows, str(tmp_path / "v"), "driver_id long, ts timestamp, __tie double")
+    view = view_spec("v", str(tmp_path / "v"), {"driver_id": "INT64"}, {"__tie": "DOUBLE"})
+    with pytest.raises(NotSupportedError, match=r"^feature 'v:__tie' has a name the join reserves"):
+        run(spark, repo_of(view), entity(spark), ["v:__tie"])
 
 
 def test_session_time_zone_must_be_utc(spark, repo):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,12 @@ from featurestore_spark.errors import (
 )
 from featurestore_spark.repo import service_spec
 from featurestore_spark.specs import FeatureRef, FeatureViewSpec, RepoSpec
+
+
+#: Names of the join's own columns (``sources`` normal form; ``pit_join``'s feature outputs), which a
+#: requested feature or an entity column cannot share. Matched case-insensitively, as Spark does.
+_RESERVED_SOURCE = re.compile(r"__(k\d+|ts|c|tie)", re.IGNORECASE)
+_RESERVED_OUTPUT = re.compile(r"__f\d+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,11 @@ def resolve(
             )
         if view.feature(ref.feature) is None:
             raise UnknownFeatureError(view=ref.view, feature=ref.feature, known=[f.name for f in view.features])
+        if _RESERVED_SOURCE.fullmatch(ref.feature):
+            raise NotSupportedError(
+                f"feature '{ref.ref}' has a name the join reserves (__k<n>, __ts, __c, __tie): rename it in the "
+                "view, with field_mapping from its column"
+            )
         known = specs.setdefault(ref.view, view)
         if known != view:
             raise InvalidFeatureRefError(
@@ -94,6 +106,9 @@ def resolve(
         if ref.feature not in wanted:
             wanted.append(ref.feature)
             position[(ref.view, ref.feature)] = len(position)
+    for c in entity_columns:
+        if _RESERVED_OUTPUT.fullmatch(c):
+            raise NotSupportedError(f"entity_df column '{c}' has a name the join reserves (__f<n>): rename it")
     # Spark resolves column names ignoring case: 'Rate' and 'rate' collide too.
     owners = {c.lower(): f"entity_df column '{c}'" for c in entity_columns}
     requests = []
