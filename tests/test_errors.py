@@ -115,11 +115,14 @@ def test_names_the_join_reserves(spark, repo, tmp_path):
     with pytest.raises(NotSupportedError, match=r"^entity_df column '__f0' has a name the join reserves \(__f<n>\): "
                        r"rename it$"):
         run(spark, repo, entity(spark, __f0=[1]), ["drivers:rate"])
-    rows = pd.DataFrame({"driver_id": [1], "ts": [minutes(0)], "__tie": [0.5]})
-    write_delta(spark, rows, str(tmp_path / "v"), "driver_id long, ts timestamp, __tie double")
-    view = view_spec("v", str(tmp_path / "v"), {"driver_id": "INT64"}, {"__tie": "DOUBLE"})
-    with pytest.raises(NotSupportedError, match=r"^feature 'v:__tie' has a name the join reserves"):
-        run(spark, repo_of(view), entity(spark), ["v:__tie"])
+    rows = pd.DataFrame({"driver_id": [1], "ts": [minutes(0)], "__tie": [0.5], "__LO": [1.5]})
+    write_delta(spark, rows, str(tmp_path / "v"), "driver_id long, ts timestamp, __tie double, __LO double")
+    view = view_spec("v", str(tmp_path / "v"), {"driver_id": "INT64"}, {"__tie": "DOUBLE", "__LO": "DOUBLE"},
+                     ttl=timedelta(days=1))
+    for feature in ("__tie", "__LO"):
+        with pytest.raises(NotSupportedError, match=rf"^feature '{feature}' of feature view 'v' has a name the "
+                           r"engine reserves \(__k<n>, __ts, __c, __tie, __lo, __hi\): rename it"):
+            run(spark, repo_of(view), entity(spark), [f"v:{feature}"])
 
 
 def test_session_time_zone_must_be_utc(spark, repo):

@@ -19,9 +19,8 @@ from featurestore_spark.repo import service_spec
 from featurestore_spark.specs import FeatureRef, FeatureViewSpec, RepoSpec
 
 
-#: Names of the join's own columns (``sources`` normal form; ``pit_join``'s feature outputs), which a
-#: requested feature or an entity column cannot share. Matched case-insensitively, as Spark does.
-_RESERVED_SOURCE = re.compile(r"__(k\d+|ts|c|tie)", re.IGNORECASE)
+#: Names of ``pit_join``'s feature outputs, which an entity column cannot share (features: see
+#: ``sources.RESERVED``). Matched case-insensitively, as Spark does.
 _RESERVED_OUTPUT = re.compile(r"__f\d+", re.IGNORECASE)
 
 
@@ -90,11 +89,6 @@ def resolve(
             )
         if view.feature(ref.feature) is None:
             raise UnknownFeatureError(view=ref.view, feature=ref.feature, known=[f.name for f in view.features])
-        if _RESERVED_SOURCE.fullmatch(ref.feature):
-            raise NotSupportedError(
-                f"feature '{ref.ref}' has a name the join reserves (__k<n>, __ts, __c, __tie): rename it in the "
-                "view, with field_mapping from its column"
-            )
         known = specs.setdefault(ref.view, view)
         if known != view:
             raise InvalidFeatureRefError(

@@ -8,17 +8,22 @@ then the requested features under their view names. Columns are selected by name
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore_spark.errors import MissingColumnError, TimestampTypeError
+from featurestore_spark.errors import MissingColumnError, NotSupportedError, TimestampTypeError
 from featurestore_spark.delta_io import read_delta
 from featurestore_spark.offline.entity_input import check_key_column
 from featurestore_spark.session import check_utc
 from featurestore_spark.specs import FeatureViewSpec
 
 TS, CREATED, TIE = "__ts", "__c", "__tie"
+#: Names the normal form and the candidates' pruning (``candidates._LO``/``_HI``) use beside the
+#: features: a feature cannot have one (case-insensitively, as Spark resolves names).
+RESERVED = re.compile(r"__(k\d+|ts|c|tie|lo|hi)", re.IGNORECASE)
 
 
 def key_col(i: int) -> str:
@@ -51,8 +56,15 @@ def read_view(
         MissingColumnError: the table lacks a key, timestamp or feature column.
         JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
         ConfigError: the session's time zone is not UTC.
+        NotSupportedError: a feature has a name the engine reserves (``RESERVED``).
     """
     check_utc(spark)
+    for name in features:
+        if RESERVED.fullmatch(name):
+            raise NotSupportedError(
+                f"feature '{name}' of feature view '{view.name}' has a name the engine reserves (__k<n>, __ts, "
+                "__c, __tie, __lo, __hi): rename it in the view, with field_mapping from its column"
+            )
     src = view.source
     if raw is None:
         raw = read_delta(spark, src.address, what=f"source of feature view '{view.name}'",

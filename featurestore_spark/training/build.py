@@ -129,6 +129,11 @@ def _build(
         # The table's own column order (one built before features came in request order has them
         # grouped by view; ``_check_columns`` checked that the names and types are the same).
         existing = delta_io.read_delta(spark, req.output.location, what="output").columns
+        if sorted(df.columns) != sorted(existing):  # an unpinned entity source changed since the check
+            raise RequestError(
+                f"output.mode append: '{req.output.location}' has columns ({', '.join(existing)}) but this build "
+                f"produces ({', '.join(df.columns)}); use mode overwrite or another output"
+            )
         df = df.select(*[F.col(f"`{c}`") for c in existing])
     outputs = list(columns.values())
     entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
