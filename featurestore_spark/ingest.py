@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 def ingest_stream(
     spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, stream: DataFrame, checkpoint: str,
     settings: RedisSettings | None, *, trigger: dict | None = None, query_name: str | None = None,
+    min_replicas: int = 0,
 ) -> StreamingQuery:
     """Start a query that writes ``stream`` (rows in the source table's columns) to the view's Delta
     source and, when ``settings`` is given, its newest values to Redis. Returns the running query.
@@ -62,7 +63,7 @@ def ingest_stream(
             if settings is not None:
                 rows = read_view(batch.sparkSession, view, features, raw=batch)
                 rows = latest_of(rows, view, now - view.ttl if view.ttl else None, now)
-                counts = push(batch.sparkSession, repo, view, settings, rows)
+                counts = push(batch.sparkSession, repo, view, settings, rows, min_replicas=min_replicas)
                 log.info("feature view '%s', batch %d: %d keys, %d written, %d skipped, %d failed", view.name,
                          batch_id, counts["rows"], counts["written"], counts["skipped"], counts["failed"])
                 if counts["failed"]:

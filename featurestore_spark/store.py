@@ -90,12 +90,17 @@ class FeatureStore:
             full_feature_names=full_feature_names, filter_by_created_timestamp=filter_by_created_timestamp,
         )
 
-    def materialize(self, start_date: datetime, end_date: datetime, feature_views: list[str] | None = None) -> list:
+    def materialize(
+        self, start_date: datetime, end_date: datetime, feature_views: list[str] | None = None, *,
+        min_replicas: int = 0,
+    ) -> list:
         """Push, per view and entity key, the latest row with start_date <= ts <= end_date to Redis.
 
         Settings come from feature_store.yaml's ``online_store`` (type redis, redis_type redis or
         redis_cluster). The server is pinged before any Spark work; values are written only if newer
         than what Redis holds. Successful pushes are recorded in the Feast registry when there is one.
+        A server that restarts or fails over during a push gets every key again; with
+        ``min_replicas``, keys count as written only once that many replicas acknowledged them.
 
         Returns:
             One ``PushReport`` (rows, written, skipped, failed) per view. A report with failed > 0
@@ -106,12 +111,16 @@ class FeatureStore:
 
         settings, names = self._online(feature_views)
         reports = [
-            materialize_view(self.spark, self.repo, self.repo.views[n], settings, start_date, end_date) for n in names
+            materialize_view(self.spark, self.repo, self.repo.views[n], settings, start_date, end_date,
+                             min_replicas=min_replicas)
+            for n in names
         ]
         record_in_feast_registry(self.repo, reports)
         return reports
 
-    def materialize_incremental(self, end_date: datetime, feature_views: list[str] | None = None) -> list:
+    def materialize_incremental(
+        self, end_date: datetime, feature_views: list[str] | None = None, *, min_replicas: int = 0,
+    ) -> list:
         """Push what changed since each view's last incremental run, up to end_date (SEMANTICS.md 3).
 
         Rows appended to Delta late, with old event timestamps, are found through the Delta change
@@ -129,7 +138,7 @@ class FeatureStore:
         settings, names = self._online(feature_views)
         reports = [
             materialize_view_incremental(self.spark, self.repo, self.repo.views[n], settings, end_date,
-                                         self.state_path)
+                                         self.state_path, min_replicas=min_replicas)
             for n in names
         ]
         record_in_feast_registry(self.repo, reports)
@@ -152,7 +161,7 @@ class FeatureStore:
 
     def ingest_stream(
         self, feature_view: str, stream: DataFrame, checkpoint: str, *, push_online: bool = True,
-        trigger: dict | None = None, query_name: str | None = None,
+        trigger: dict | None = None, query_name: str | None = None, min_replicas: int = 0,
     ):  # -> pyspark.sql.streaming.StreamingQuery
         """Start a streaming query that appends ``stream`` to the view's Delta source and pushes each
         micro-batch's newest values per key to Redis (online views, unless ``push_online=False``).
@@ -176,7 +185,7 @@ class FeatureStore:
             settings = redis_settings(dict(self.repo.online_store))
             settings.check()
         return ingest_stream(self.spark, self.repo, view, stream, checkpoint, settings, trigger=trigger,
-                             query_name=query_name)
+                             query_name=query_name, min_replicas=min_replicas)
 
     def _online(self, feature_views: list[str] | None):
         """The Redis settings (server checked) and the views to push."""

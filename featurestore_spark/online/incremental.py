@@ -91,7 +91,7 @@ def source_identity(spark: SparkSession, view: FeatureViewSpec) -> str:
 
 def materialize_view_incremental(
     spark: SparkSession, repo: RepoSpec, view: FeatureViewSpec, settings: RedisSettings, end: datetime,
-    state_path: str, *, writers: int | None = None,
+    state_path: str, *, writers: int | None = None, min_replicas: int = 0,
 ) -> PushReport:
     """Push what changed in ``view`` since its watermark, up to ``end``; advance the watermark if nothing failed."""
     end = utc(end)
@@ -124,7 +124,7 @@ def materialize_view_incremental(
             rows = latest_of(window.unionByName(late), view, None, end)
             source = f"window after {mark.end.isoformat()} + change feed of versions {mark.source_version + 1}..{version}"
     log.info("feature view '%s': incremental push, %s", view.name, source)
-    counts = push(spark, repo, view, settings, rows, writers=writers)
+    counts = push(spark, repo, view, settings, rows, writers=writers, min_replicas=min_replicas)
     report = PushReport(view=view.name, start=start, end=end, source=source, **counts)
     if report.ok:
         record_watermark(spark, state_path, project=repo.project, view=view.name, start=start, end=end,

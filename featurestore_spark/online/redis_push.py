@@ -21,13 +21,23 @@ created key against 2.5 us on a checked one, in the script (``benchmarks/README.
 a value longer than Redis keeps in a listpack, servers before Redis 7.0 and users without the
 RESTORE permission get the newer-wins script only.
 
-Every row ends counted as written, skipped (not newer) or failed: a call the server rejects
-(out of memory, wrong key type) or a pipeline that still cannot be sent after its retries counts
-its keys as failed, and a rerun writes them (keys already written are then skipped).
+Every row ends counted as written, skipped (not newer) or failed, each from the server's answers
+(the scripts count the keys they wrote, found holding the same event time and found holding a newer
+one): a call the server rejects (out of memory, wrong key type) or a pipeline that still cannot be
+sent after its retries counts its keys as failed, and a rerun writes them (keys already written are
+then skipped). A call sent again because the answer to the first attempt was lost may have run
+already: its keys that hold this very event time count as written (the lost attempt wrote them), not
+as skipped. With ``PushSpec.min_replicas`` every pipeline ends with ``WAIT``: keys whose writes fewer
+replicas acknowledged count as failed.
+
+A server that restarts (or fails over to a replica that had not caught up) loses keys written before,
+which the writer cannot see: ``materialize.push`` compares the servers' identities before and after
+the push (``server_identity``) and pushes again when they differ.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import time
@@ -44,9 +54,11 @@ import redis
 from redis.connection import Connection
 from redis.crc import key_slot
 
+from featurestore_spark.errors import ConfigError
 from featurestore_spark.online import redis_dump as D
 from featurestore_spark.online import redis_layout as L
 from featurestore_spark.online.redis_scripts import CREATE, Script, newer_wins
+from featurestore_spark.online.server_identity import until_stable
 from featurestore_spark.online.settings import RedisSettings
 
 #: Keys per script call, and keys per pipeline (one write per node; all nodes answer in one round trip).
@@ -103,6 +115,16 @@ class PushSpec:
     features: tuple[tuple[str, str], ...]
     settings: RedisSettings
     restore: bool = True  # start with create calls (RESTORE of new keys); False: the newer-wins script only
+    #: WAIT after each pipeline for this many replicas to acknowledge its writes (0: no WAIT).
+    min_replicas: int = 0
+    replica_timeout_ms: int = 5000
+    #: A repair pass after the server lost earlier writes: every call counts as sent again (see the module doc).
+    resend: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_replicas < 0 or self.replica_timeout_ms < 0:
+            raise ConfigError(f"min_replicas ({self.min_replicas}) and its timeout ({self.replica_timeout_ms} ms) "
+                              "must be 0 or more")
 
 
 log = logging.getLogger(__name__)
@@ -126,6 +148,15 @@ class _Call:
     key_at: np.ndarray  # its rows' offsets in the data its keys were cut from (keys + 1), to cut it per key
     arg_at: np.ndarray  # the same for its arguments
     checked: Callable[[], _Call] | None = None  # a create call: the same keys as a newer-wins call
+    resent: bool = False  # an earlier attempt may have run (its answer was lost): "same event time" means written
+
+    def as_checked(self) -> _Call:
+        """The newer-wins call of the same keys (itself if it is one)."""
+        if self.checked is None:
+            return self
+        call = self.checked()
+        call.resent = self.resent
+        return call
 
 
 def _bulk(*columns: pa.Array) -> pa.BinaryArray:
@@ -161,7 +192,14 @@ class _Writer:
         self.client = spec.settings.client()
         self.loaded: set[int] = set()  # node clients that have the scripts
         self.outside: dict[tuple[str, int], redis.Redis] = {}  # -ASK targets the topology does not list
-        self.written = self.created = self.failed = 0
+        self.written = self.created = self.skipped = self.failed = 0
+        self.resend = spec.resend
+        self.min_replicas, self.replica_timeout_ms = spec.min_replicas, spec.replica_timeout_ms
+        self.wait_command = b"" if not spec.min_replicas else b"".join(
+            b"$%d\r\n%s\r\n" % (len(a), a) for a in (b"WAIT", b"%d" % spec.min_replicas,
+                                                       b"%d" % spec.replica_timeout_ms))
+        if self.wait_command:
+            self.wait_command = b"*3\r\n" + self.wait_command
         self.error: str | None = None
         self.broken = False
         self.address = spec.settings.address
@@ -249,18 +287,20 @@ class _Writer:
                    f"${len(str(size))}\r\n{size}\r\n").encode()
         return _Call(slot, size, script, b"".join((command, keys.data[keys.at[start]:keys.at[stop]], script.head,
                                                    args.data[args.at[start]:args.at[stop]])),
-                     keys.at[start:stop + 1], args.at[start:stop + 1], checked)
+                     keys.at[start:stop + 1], args.at[start:stop + 1], checked, self.resend)
 
     def _one_by_one(self, call: _Call) -> list[tuple[_Call, None]]:
         """``call`` cut into one call per key (out of its own command's bytes), each routed by its slot."""
-        if call.checked is not None:
-            call = call.checked()
+        call = call.as_checked()
         key_at, arg_at = call.key_at - call.key_at[0], call.arg_at - call.arg_at[0]
         head = call.script.head
         start = len(call.command) - int(key_at[-1]) - len(head) - int(arg_at[-1])  # after the header
         data = memoryview(call.command)
         keys, args = _Strings(data[start:], key_at), _Strings(data[start + int(key_at[-1]) + len(head):], arg_at)
-        return [(self._call(call.script, keys, args, call.slot, i, i + 1), None) for i in range(call.keys)]
+        parts = [self._call(call.script, keys, args, call.slot, i, i + 1) for i in range(call.keys)]
+        for part in parts:
+            part.resent = call.resent
+        return [(part, None) for part in parts]
 
     def _node(self, slot: int) -> redis.Redis:
         if not self.cluster:
@@ -280,14 +320,16 @@ class _Writer:
 
     def _send(
         self, groups: list[tuple[redis.Redis, list[_Call], bool]]
-    ) -> list[tuple[list[_Call], list | Exception]]:
+    ) -> list[tuple[list[_Call], list | Exception, int | None]]:
         """Send each node's calls in one write on a connection of that node, to every node before reading
         any answer (the masters of a cluster work at the same time), then read them. Per node: its
         answers (an error answer is an exception in the list, not raised), or the exception that lost
         the whole node: a lost connection, or an error answer to SCRIPT LOAD, after which no call can
         run. A group flagged ``asking`` goes to a slot's importing node: ASKING precedes each call.
+        With ``min_replicas``, a WAIT closes each node's chunk: its answer, the replicas that
+        acknowledged the node's writes so far, is the third item (else None).
         redis-py's connection does AUTH, TLS and SELECT."""
-        results: list[tuple[list[_Call], list | Exception]] = []
+        results: list[tuple[list[_Call], list | Exception, int | None]] = []
         sent: list[tuple[redis.Redis, Connection, list[_Call], bool]] = []
         try:
             for node, calls, asking in groups:
@@ -300,12 +342,12 @@ class _Writer:
                     conn = node.connection_pool.get_connection()
                     sent.append((node, conn, calls, asking))
                     prefix = _ASKING if asking else b""
-                    conn.send_packed_command([b"".join(prefix + c.command for c in calls)])  # one chunk
+                    conn.send_packed_command([b"".join([*(prefix + c.command for c in calls), self.wait_command])])
                 except (*_LOST, redis.ResponseError) as exc:
                     if conn is not None:
                         sent.pop()
                         node.connection_pool.release(conn)
-                    results.append((calls, exc))
+                    results.append((calls, exc, None))
             while sent:
                 node, reader, calls, asking = sent[0]
                 answers: list = []
@@ -320,9 +362,10 @@ class _Writer:
                             answers.append(reader.read_response())
                         except redis.ResponseError as exc:
                             answers.append(exc)
-                    results.append((calls, answers))
+                    replicas = int(reader.read_response()) if self.wait_command else None
+                    results.append((calls, answers, replicas))
                 except _LOST as exc:
-                    results.append((calls, exc))
+                    results.append((calls, exc, None))
                 finally:
                     sent.pop(0)
                     node.connection_pool.release(reader)  # a connection lost midway was closed by redis-py
@@ -350,13 +393,26 @@ class _Writer:
             self.create, self.fresh = False, 0
         return False
 
-    def _checked(self, answer: int, keys: int) -> None:
-        """Count a newer-wins call's answer (2 * written, + 1 when none of its keys existed); after
-        CREATE_AGAIN keys in a row that did not exist, create calls start again."""
-        self.written += answer >> 1
-        self.fresh = self.fresh + keys if answer & 1 else 0
+    def _checked(self, answer: list, call: _Call) -> None:
+        """Count a newer-wins call's answer (written, same event time, newer, none existed); after
+        CREATE_AGAIN keys in a row that did not exist, create calls start again. Keys holding this
+        very event time were written by a lost earlier attempt when the call was ``resent``."""
+        written, same, newer, fresh = (int(a) for a in answer)
+        self.written += written + same * call.resent
+        self.skipped += newer + same * (not call.resent)
+        self.fresh = self.fresh + call.keys if fresh else 0
         if self.fresh >= CREATE_AGAIN:
             self.create = True
+
+    def _unreplicated(self, before: tuple[int, int], replicas: int) -> None:
+        """The keys a node wrote since ``before`` (written, created) reached fewer replicas than asked
+        within the timeout: they count as failed (the primary holds them; a rerun skips them and
+        WAITs again)."""
+        lost = self.written - before[0]
+        self.written, self.created = before
+        self.failed += lost
+        self.error = self.error or (f"only {replicas} of {self.min_replicas} replica(s) of Redis at {self.address} "
+                                    f"acknowledged the writes within {self.replica_timeout_ms} ms")
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
         self.failed += sum(c.keys for c in calls)
@@ -375,7 +431,7 @@ class _Writer:
             self._fail(calls, self.error or "an earlier pipeline failed")
             return
         if not (self.create and self.restore):  # built before a call found a key: check them instead
-            calls = [c.checked() if c.checked is not None else c for c in calls]
+            calls = [c.as_checked() for c in calls]
         pending: list[tuple[_Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
         losses = redirects = 0
         wait = refresh = False
@@ -401,14 +457,17 @@ class _Writer:
                 groups.setdefault((id(node), target is not None), (node, [], target is not None))[1].append(call)
             again: list[tuple[_Call, tuple[str, int] | None]] = []
             wait = refresh = False
-            for group, answers in self._send(list(groups.values())):
+            for group, answers, replicas in self._send(list(groups.values())):
                 if isinstance(answers, _LOST):
+                    for call in group:  # it may have run before the connection went: its answer is lost
+                        call.resent = True
                     again += [(c, None) for c in group]
                     wait = True
                     continue
                 if isinstance(answers, Exception):  # e.g. NOPERM or BUSY on SCRIPT LOAD
                     self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
                     continue
+                before = (self.written, self.created)
                 for call, answer in zip(group, answers):
                     if isinstance(answer, redis.exceptions.AskError) and not self.cluster:  # MOVED too
                         self._fail([call], f"{type(answer).__name__}: the server is a Redis Cluster node; set "
@@ -427,11 +486,13 @@ class _Writer:
                         wait = True
                     elif call.checked is not None:
                         if not self._created(answer):
-                            again.append((call.checked(), None))
+                            again.append((call.as_checked(), None))
                     elif isinstance(answer, Exception):
                         self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
                     else:
-                        self._checked(int(answer), call.keys)
+                        self._checked(answer, call)
+                if replicas is not None and replicas < self.min_replicas:
+                    self._unreplicated(before, replicas)
             pending = again
             if not pending:
                 return
@@ -453,9 +514,16 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
     """
     if len(set(keys)) != len(keys):
         raise ValueError("rows written together must have distinct keys; keep the newest row per key")
-    writer = _Writer(spec)
-    writer.write(pa.array(keys, pa.binary()), [pa.array(c, pa.binary()) for c in columns])
-    writer.close()
+
+    def one_pass(resend: bool) -> _Writer:
+        writer = _Writer(dataclasses.replace(spec, resend=resend))
+        writer.write(pa.array(keys, pa.binary()), [pa.array(c, pa.binary()) for c in columns])
+        writer.close()
+        return writer
+
+    writer, _, unconfirmed = until_stable(spec.settings, one_pass)
+    if unconfirmed:
+        return 0, len(keys), unconfirmed
     return writer.written, writer.failed, writer.error
 
 
@@ -497,7 +565,16 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     if pending:
         send()
     writer.close()
-    skipped = total - writer.written - writer.failed
-    yield pa.RecordBatch.from_pydict({"written": [writer.written], "created": [writer.created], "skipped": [skipped],
-                                      "failed": [writer.failed],
-                                      "error": [writer.error]}, schema=_COUNTS)
+    failed, error = writer.failed, writer.error
+    unaccounted = total - writer.written - writer.skipped - writer.failed
+    written, created, skipped = writer.written, writer.created, writer.skipped
+    if unaccounted:  # a defect of the writer's bookkeeping: never let it read as written or skipped
+        log.error("Redis push of view '%s': the counts of %d keys add up to %d", spec.view, total, total - unaccounted)
+        error = f"the writer's counts of {total} keys add up to {total - unaccounted} (a defect: please report it); rerun"
+        if unaccounted > 0:
+            failed += unaccounted
+        else:  # counted twice: nothing of this partition can be vouched for
+            written = created = skipped = 0
+            failed = total
+    yield pa.RecordBatch.from_pydict({"written": [written], "created": [created], "skipped": [skipped],
+                                      "failed": [failed], "error": [error]}, schema=_COUNTS)

@@ -12,7 +12,9 @@ import hashlib
 from collections.abc import Sequence
 
 # KEYS: hashes. ARGV: ts field, ttl, m, m field names, then per key: ts bytes, m values.
-# Returns 2 * written, plus 1 when none of the keys existed.
+# Returns {written, same, newer, fresh}: keys written, keys that held this very event time, keys that
+# held a newer one (each counted, so the caller adds nothing up by subtraction), and 1 when none of
+# the keys existed (else 0).
 # A Timestamp proto holds field 1 (seconds) and field 2 (nanos) as varints; zero fields are absent.
 # Seconds before 1970 are 10-byte varints (two's complement): their first nine 7-bit groups, each taken
 # from 127, add up to -seconds - 1 (exact in a Lua double for any year Timestamp allows).
@@ -40,7 +42,7 @@ local function ts(b)
   return s, n
 end
 local field, ttl, m = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local written, stride = 0, 1 + m
+local written, same, kept, stride = 0, 0, 0, 1 + m
 local fresh = redis.call('EXISTS', unpack(KEYS)) == 0
 for i, key in ipairs(KEYS) do
   local o = 3 + m + (i - 1) * stride
@@ -50,10 +52,14 @@ for i, key in ipairs(KEYS) do
   local newer = true
   if cur == stamp then
     newer = false
+    same = same + 1
   elseif cur then
     local sec, ns = ts(stamp)
     local cs, cn = ts(cur)
     newer = sec > cs or (sec == cs and ns > cn)
+    if not newer then
+      if sec == cs and ns == cn then same = same + 1 else kept = kept + 1 end
+    end
   end
   if newer then
     HSETS
@@ -61,8 +67,7 @@ for i, key in ipairs(KEYS) do
   end
   if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 end
-if fresh then return written * 2 + 1 end
-return written * 2
+return {written, same, kept, fresh and 1 or 0}
 """
 
 # KEYS: hashes that must not exist. ARGV: ttl in milliseconds (0: none), then per key its DUMP payload.
