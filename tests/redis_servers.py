@@ -7,6 +7,7 @@ down by the test that started it. Ports start at ``$FSSPARK_TEST_PORT_BASE`` (de
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -103,3 +104,67 @@ def make_tls_files(folder: Path) -> dict[str, Path]:
     run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-out", str(crt),
         "-days", "2", "-extfile", str(ext))
     return {"ca": ca, "cert": crt, "key": key}
+
+
+class RestartableServer:
+    """A redis-server without persistence that a test can kill (SIGKILL), start again on the same port,
+    pause (SIGSTOP) and resume: the faults a push must survive. Each start is a new process, with a
+    new ``run_id`` and no keys."""
+
+    def __init__(self, port: int, folder: Path, *args: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", str(folder), "--logfile", str(folder / "redis.log"), *args]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> RestartableServer:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL)
+        _wait(self.port)
+        return self
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def pause(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def when_keys(port: int, count: int, action, timeout: float = 120.0):
+    """In a thread: once the server on ``port`` holds ``count`` keys, run ``action``. Returns the thread
+    and a list that receives how many keys the server held just before the action (the proof that the
+    fault came in the middle of the push)."""
+    import threading
+
+    seen: list[int] = []
+
+    def run() -> None:
+        client = redis.Redis(port=port, socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                held = client.dbsize()
+            except redis.RedisError:
+                held = 0
+            if held >= count:
+                seen.append(held)
+                action()
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, seen

@@ -28,7 +28,7 @@ sent after its retries counts its keys as failed, and a rerun writes them (keys 
 then skipped). A call sent again because the answer to the first attempt was lost may have run
 already: its keys that hold this very event time count as written (the lost attempt wrote them), not
 as skipped. With ``PushSpec.min_replicas`` every pipeline ends with ``WAIT``: keys whose writes fewer
-replicas acknowledged count as failed.
+replicas acknowledged count as failed, and so does the rest of the partition.
 
 A server that restarts (or fails over to a replica that had not caught up) loses keys written before,
 which the writer cannot see: ``materialize.push`` compares the servers' identities before and after
@@ -407,10 +407,12 @@ class _Writer:
     def _unreplicated(self, before: tuple[int, int], replicas: int) -> None:
         """The keys a node wrote since ``before`` (written, created) reached fewer replicas than asked
         within the timeout: they count as failed (the primary holds them; a rerun skips them and
-        WAITs again)."""
+        WAITs again), and so does every later key of the partition, unsent: the replicas are missing,
+        and waiting out the timeout for every pipeline would only delay the report."""
         lost = self.written - before[0]
         self.written, self.created = before
         self.failed += lost
+        self.broken = True
         self.error = self.error or (f"only {replicas} of {self.min_replicas} replica(s) of Redis at {self.address} "
                                     f"acknowledged the writes within {self.replica_timeout_ms} ms")
 

@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Passes of a push before it gives up when the servers keep changing under it.
 PASSES = 3
-#: How long a server may be away (restarting, failing over) when its identity is read: as long as a
-#: writer waits out its retries (0.25 s doubling six times).
-PATIENCE_SECONDS = 16.0
+#: How long a server may be away (restarting, failing over) when its identity is read: twice what a
+#: writer waits out in its retries (0.25 s doubling six times), as a cluster's failover may take longer.
+PATIENCE_SECONDS = 32.0
 
 Identity = frozenset[tuple[str, str]]
 T = TypeVar("T")

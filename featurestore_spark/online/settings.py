@@ -3,7 +3,7 @@
 The connection string is Feast's: comma-separated ``host:port`` nodes (one for ``redis_type: redis``,
 the startup nodes for ``redis_type: redis_cluster``), then ``name=value`` options spelled as redis-py
 spells them (Feast passes them to redis-py unchanged): ``password``, ``username``, ``db``, ``ssl``,
-``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``.
+``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``socket_timeout`` (seconds).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from featurestore_spark.errors import ConfigError, OnlineStoreError
 
 _KNOWN = {"type", "connection_string", "redis_type", "key_ttl_seconds", "skip_dedup", "full_scan_for_deletion"}
 _OPTIONS = ("password", "username", "ssl", "db", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
-            "skip_full_coverage_check")
+            "socket_timeout", "skip_full_coverage_check")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +38,8 @@ class RedisSettings:
         username: ACL user (Redis 6+); None means the default user.
         password: from the connection string (``password=${ENV_VAR}`` in feature_store.yaml).
         key_ttl_seconds: EXPIRE applied to a hash on every accepted or skipped write; 0 means none.
+        socket_timeout: seconds to wait for an answer before the connection counts as lost and the
+            pipeline is sent again (a server paused or swamped for longer).
     """
 
     nodes: tuple[tuple[str, int], ...] = (("127.0.0.1", 6379),)
@@ -51,6 +53,7 @@ class RedisSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     key_ttl_seconds: int = 0
+    socket_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -58,6 +61,8 @@ class RedisSettings:
         if self.cluster and self.db != 0:
             raise ConfigError("online_store.connection_string sets db for a Redis Cluster, which has only db 0; "
                               "remove the db option")
+        if not self.socket_timeout > 0:
+            raise ConfigError("online_store.connection_string option socket_timeout must be a number of seconds > 0")
         if self.ssl_cert_reqs not in ("required", "optional", "none"):
             raise ConfigError(f"online_store.connection_string has ssl_cert_reqs={self.ssl_cert_reqs}; "
                               "use required, optional or none")
@@ -82,7 +87,7 @@ class RedisSettings:
             tls = {"ssl": True, "ssl_ca_certs": self.ssl_ca_certs, "ssl_certfile": self.ssl_certfile,
                    "ssl_keyfile": self.ssl_keyfile, "ssl_cert_reqs": self.ssl_cert_reqs}
         # No retries inside redis-py: the push resends whole pipelines with its own backoff.
-        return {"username": self.username, "password": self.password, "socket_timeout": 30,
+        return {"username": self.username, "password": self.password, "socket_timeout": self.socket_timeout,
                 "socket_connect_timeout": 10, "retry": Retry(NoBackoff(), 0), **tls}
 
     def client(self) -> redis.Redis | RedisCluster:
@@ -158,6 +163,12 @@ def redis_settings(online_store: dict) -> RedisSettings:
             if not value.isdigit():
                 raise ConfigError("online_store.connection_string option db must be a number")
             values["db"] = int(value)
+        elif name == "socket_timeout":
+            try:
+                values["socket_timeout"] = float(value)
+            except ValueError:
+                raise ConfigError("online_store.connection_string option socket_timeout must be a number of "
+                                  "seconds") from None
         elif name != "skip_full_coverage_check":  # accepted for Feast's sake; the push needs every slot
             values[name] = value
     if len(nodes) > 1 and not values["cluster"]:
