@@ -248,8 +248,98 @@ def test_the_pushing_process_killed_leaves_no_watermark_and_a_rerun_completes(sp
     thread.join(5)
     assert seen and seen[0] < N and proc.returncode == -signal.SIGKILL
     assert not (state / "_delta_log").exists()
-    held = redis.Redis(port=PORT).dbsize()
+    held = settled_dbsize(PORT)
     [report] = FeatureStore(folder, spark=spark, state_path=str(state)).materialize_incremental(END, ["rates"])
     assert (report.rows, report.written, report.skipped, report.failed) == (N, N - held, held, 0)
     assert missing_and_stale(redis.Redis(port=PORT)) == (0, 0)
     assert (state / "_delta_log").exists()
+
+
+def settled_dbsize(port: int) -> int:
+    """The server's key count once it stops changing for a second: a killed driver's Python workers
+    notice only at their next read that the JVM is gone, and may send a pipeline or two before."""
+    client, last, since = redis.Redis(port=port), -1, time.monotonic()
+    while time.monotonic() - since < 1.0:
+        held = client.dbsize()
+        if held != last:
+            last, since = held, time.monotonic()
+        time.sleep(0.05)
+    return last
+
+
+def stream_setup(spark, data: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """An empty Delta source for the view (the stream appends to it), a folder of parquet files holding
+    the rows of ``data``, and the repo."""
+    target, inbox = tmp_path / "target", tmp_path / "inbox"
+    rows = spark.read.format("delta").load(str(data))
+    rows.limit(0).write.format("delta").save(str(target))
+    rows.write.parquet(str(inbox))
+    return target, inbox, repo(tmp_path, target, f"127.0.0.1:{PORT}")
+
+
+def test_a_stream_batch_survives_a_fast_redis_restart(spark, data, server, tmp_path):
+    """ingest_stream: Redis killed and back 1 s later while a micro-batch is pushed; the batch's push is
+    repaired, the Delta source gets every row once."""
+    target, inbox, folder = stream_setup(spark, data, tmp_path)
+    store = FeatureStore(folder, spark=spark)
+    stream = spark.readStream.schema(spark.read.parquet(str(inbox)).schema).parquet(str(inbox))
+    thread, seen = when_keys(PORT, N // 4, restart_after(server, 1.0))
+    store.ingest_stream("rates", stream, str(tmp_path / "checkpoint"), trigger={"availableNow": True}).awaitTermination()
+    thread.join(30)
+    assert seen and seen[0] < N
+    assert spark.read.format("delta").load(str(target)).count() == 2 * N
+    assert missing_and_stale(redis.Redis(port=PORT)) == (0, 0)
+
+
+def test_a_stream_process_killed_mid_push_resumes_without_duplicates(spark, data, server, tmp_path, capsys):
+    """``fsspark ingest-stream`` killed -9 while its first batch is pushed (the batch is already appended):
+    the same command again runs the batch again, the append is skipped, the push completes."""
+    target, inbox, folder = stream_setup(spark, data, tmp_path)
+    argv = ["--repo", str(folder), "ingest-stream", "--view", "rates", "--from", str(inbox), "--format", "parquet",
+            "--checkpoint", str(tmp_path / "checkpoint"), "--available-now"]
+    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    thread, seen = when_keys(PORT, N // 3, lambda: os.killpg(proc.pid, signal.SIGKILL), timeout=240)
+    proc.wait(300)
+    thread.join(5)
+    assert seen and seen[0] < N and proc.returncode == -signal.SIGKILL
+    assert spark.read.format("delta").load(str(target)).count() == 2 * N  # appended before the push began
+    assert cli(argv) == 0
+    assert spark.read.format("delta").load(str(target)).count() == 2 * N  # not appended twice
+    assert missing_and_stale(redis.Redis(port=PORT)) == (0, 0)
+
+
+def test_a_training_set_build_killed_mid_write_leaves_the_previous_version(spark, data, tmp_path):
+    """``fsspark training-set`` killed -9 once its output's new data files appear: the table still reads as
+    the previous build (Delta commits atomically); the same request again builds the next version."""
+    from delta.tables import DeltaTable
+
+    folder = repo(tmp_path, data, f"127.0.0.1:{PORT}")
+    out = tmp_path / "training_set"
+    request = tmp_path / "request.yaml"
+    entities = tmp_path / "entities"
+    spark.read.format("delta").load(str(data)).select("driver_id", "event_timestamp").write.format("delta").save(
+        str(entities))
+    request.write_text(f"name: faults\nentities:\n  delta: {entities}\nfeatures: [\"rates:rate\"]\n"
+                       f"output:\n  path: {out}\n  mode: overwrite\n")
+    store = FeatureStore(folder, spark=spark, catalog=str(tmp_path / "catalog"))
+    store.create_training_set(str(request))
+    before = sorted(map(tuple, spark.read.format("delta").load(str(out)).collect()))
+    old_files = set(out.glob("*.parquet"))
+    argv = ["--repo", str(folder), "--catalog", str(tmp_path / "catalog"), "training-set", str(request)]
+    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+    proc = subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and not set(out.glob("*.parquet")) - old_files:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    assert set(out.glob("*.parquet")) - old_files  # new files were being written
+    assert DeltaTable.forPath(spark, str(out)).history(1).collect()[0]["version"] == 0
+    assert sorted(map(tuple, spark.read.format("delta").load(str(out)).collect())) == before
+    result = store.create_training_set(str(request))
+    assert result.version == 1
+    assert sorted(map(tuple, spark.read.format("delta").load(str(out)).collect())) == before
