@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from featurestore_spark.errors import ConfigError
@@ -91,7 +93,37 @@ def build_session(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in conf.items():
         builder = builder.config(key, value)
+    if SparkSession.getActiveSession() is None:
+        if submitted:  # spark-submit's --master is a system property of the JVM it started
+            SparkContext._ensure_initialized()
+            check_master(SparkConf().get("spark.master", ""))
+        elif prof.master:
+            check_master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
     return builder.getOrCreate()
+
+
+#: How long the standalone master may take to accept a connection before the session is not built.
+MASTER_TIMEOUT_SECONDS = 10
+
+
+def check_master(url: str) -> None:
+    """Fail fast, naming the URL, when a standalone master (``spark://host:port[,host:port]``) does not
+    accept connections: Spark itself retries for a minute and then stops the JVM with a log line.
+
+    Raises:
+        ConfigError: no master of the URL accepts a TCP connection within ``MASTER_TIMEOUT_SECONDS``.
+    """
+    if not url.startswith("spark://"):
+        return  # local, YARN, Kubernetes: Spark's own errors are prompt
+    for address in url.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=MASTER_TIMEOUT_SECONDS):
+                return
+        except (OSError, ValueError):
+            continue
+    raise ConfigError(f"the Spark master {url} does not answer (no connection within {MASTER_TIMEOUT_SECONDS} s); "
+                      "start it (scripts/cluster.sh start on this machine) or pass the right --master")
 
 
 def _jar_conf(prof: Profile) -> dict[str, str]:
