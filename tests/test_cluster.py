@@ -1,0 +1,118 @@
+"""The jobs on a real Spark standalone cluster: a master and two workers, each its own JVM
+(``scripts/cluster.sh``), jobs sent with ``spark-submit --master spark://127.0.0.1:<port>``.
+
+Results must equal local mode's: the training set row for row against the engine's API in this
+process, the Redis hashes byte for byte against a push from this process over the same data. The
+tasks must have run in the workers' executors (their logs in the workers' folders), not in the driver.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from featurestore_spark import FeatureStore
+from featurestore_spark.demo_data import DEFAULT_START
+from tests.redis_servers import PORT_BASE, redis_server
+
+pytestmark = pytest.mark.cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CLUSTER = ROOT / ".cache" / "cluster"
+PORT = int(os.environ.get("FSSPARK_CLUSTER_PORT", "7077"))
+MASTER = f"spark://127.0.0.1:{PORT}"
+REDIS = PORT_BASE + 140
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The cluster of ``scripts/cluster.sh``, started for this module unless it was running already."""
+    running = subprocess.run(["bash", "scripts/cluster.sh", "status"], cwd=ROOT, capture_output=True, text=True)
+    started = "master: running" not in running.stdout
+    if started:
+        subprocess.run(["bash", "scripts/cluster.sh", "start"], cwd=ROOT, check=True, capture_output=True)
+    yield MASTER
+    if started:
+        subprocess.run(["bash", "scripts/cluster.sh", "stop"], cwd=ROOT, check=True, capture_output=True)
+
+
+def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``spark-submit`` of ``jobs/<job>`` to ``master``, with the cached Delta jars and small shuffles."""
+    jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar")))
+    conf = {"spark.sql.shuffle.partitions": "4", "spark.executor.memory": "1g", "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false", "spark.databricks.delta.snapshotPartitions": "2"}
+    cmd = [str(BIN / "spark-submit"), "--master", master, "--jars", jars,
+           *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / job), *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def repo_copy(folder: Path, db: int) -> Path:
+    """The example repo, its online store on this module's Redis, database ``db``."""
+    shutil.copytree(ROOT / "feature_repo", folder, ignore=shutil.ignore_patterns("data", "registry.db", "*.db"))
+    yaml = folder / "feature_store.yaml"
+    yaml.write_text(re.sub(r'connection_string: "[^"]*"', f'connection_string: "127.0.0.1:{REDIS},db={db}"',
+                           yaml.read_text()))
+    return folder
+
+
+def hashes(db: int) -> dict:
+    client = redis.Redis(port=REDIS, db=db)
+    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+
+
+def executor_tasks(app_id: str) -> dict[str, int]:
+    """Tasks each worker's executors finished for ``app_id``, from their logs."""
+    done = {}
+    for worker in ("worker1", "worker2"):
+        logs = list((CLUSTER / worker / app_id).glob("*/stderr"))
+        done[worker] = sum(log.read_text().count("Finished task") for log in logs)
+    return done
+
+
+def test_the_demo_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "FSSPARK_DATA_DIR": str(data),
+           "FSSPARK_STATE_PATH": str(tmp_path / "watermarks"), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    with redis_server(REDIS, tmp_path / "redis"):
+        on_cluster = repo_copy(tmp_path / "repo_cluster", db=1)
+        job = submit("demo.py", "--rows", "2000", "--entities", "100", "--out", str(data), "--repo", str(on_cluster),
+                     "--profile", "cluster", env=env)
+        assert job.returncode == 0, job.stderr[-3000:]
+        assert "[4/4] read back through Feast" in job.stdout
+        app_id = re.search(r"app-\d{14}-\d{4}", job.stdout + job.stderr).group(0)
+        tasks = executor_tasks(app_id)
+        assert tasks["worker1"] > 0 and tasks["worker2"] > 0, tasks  # both workers' executors ran tasks
+
+        # Local mode in this process, over the same Delta tables.
+        monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
+        local = FeatureStore(repo_copy(tmp_path / "repo_local", db=2), spark=spark)
+        expected = local.get_historical_features(str(data / "entities"), "ride_ranking")
+        built = spark.read.format("delta").load(str(data / "training_sets" / "ride_ranking"))
+        assert built.columns == expected.columns
+        assert built.exceptAll(expected).count() == 0 and expected.exceptAll(built).count() == 0
+        local.materialize(DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=31))
+        pushed = hashes(1)
+        assert len(pushed) > 0 and pushed == hashes(2)  # byte for byte
+
+
+def test_a_master_that_does_not_answer_is_named_within_seconds(tmp_path):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    started = time.monotonic()
+    job = submit("materialize.py", "--start", "2026-01-01", "--end", "2026-01-02", "--profile", "cluster", env=env,
+                 master="spark://127.0.0.1:1", timeout=120)
+    assert time.monotonic() - started < 60
+    assert job.returncode == 2, job.stderr[-2000:]
+    assert "the Spark master spark://127.0.0.1:1 does not answer" in job.stdout + job.stderr
+    assert "Traceback" not in job.stdout + job.stderr
