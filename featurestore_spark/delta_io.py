@@ -6,6 +6,8 @@ tables do (local disk, HDFS, S3, ABFS) with the session's credentials.
 
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, SparkSession
 
 from featurestore_spark.errors import SourceError, SourceVersionError
@@ -67,10 +69,12 @@ def read_delta(
 
     try:
         if is_path(location) and not DeltaTable.isDeltaTable(spark, location):
-            raise SourceError(
+            raise SourceError(_nothing_at(spark, location, what) or (
                 f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
                 "df.write.format('delta') or point the source at the right path"
-            )
+            ))
+        if not is_path(location) and not spark.catalog.tableExists(location):
+            raise SourceError(_nothing_at(spark, location, what) or f"{what}: no table '{location}'")
         if (not any_table and not is_path(location) and spark.catalog.tableExists(location)
                 and not is_delta_table(spark, location)):
             raise SourceError(
@@ -107,9 +111,67 @@ def latest_version(spark: SparkSession, location: str, *, what: str) -> int:
         SourceError: no Delta table there (the message names ``what``).
     """
     if not exists(spark, location):
-        raise SourceError(f"{what}: no Delta table at '{location}'; write it with df.write.format('delta') "
-                          "or point the source at the right path")
+        raise SourceError(_nothing_at(spark, location, what) or (
+            f"{what}: no Delta table at '{location}'; write it with df.write.format('delta') or point the source "
+            "at the right path"))
     return int(delta_table(spark, location).history(1).select("version").first()["version"])
+
+
+def _nothing_at(spark: SparkSession, location: str, what: str) -> str | None:
+    """The message for a location where nothing is (not even a folder or a table of another format),
+    else None."""
+    if is_path(location):
+        if path_exists(spark, location):
+            return None
+        return f"{what}: '{location}' does not exist; check the path"
+    if spark.catalog.tableExists(location):
+        return None
+    return (f"{what}: table '{location}' does not exist (database {spark.catalog.currentDatabase()}); check the "
+            "name, or give a path")
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether anything (a file, a folder) is at ``path``, on whatever file system it names."""
+    fs, p = _fs(spark, path)
+    return bool(fs.exists(p))
+
+
+def entries(spark: SparkSession, path: str) -> list[str]:
+    """The names in the folder at ``path`` (files and folders), sorted; the file's own name when ``path``
+    is a file; empty when nothing is there."""
+    fs, p = _fs(spark, path)
+    if not fs.exists(p):
+        return []
+    if fs.getFileStatus(p).isFile():
+        return [p.getName()]
+    return sorted(str(status.getPath().getName()) for status in fs.listStatus(p))
+
+
+#: Delta's commit-conflict exceptions (``io.delta.exceptions``): another writer committed first.
+_CONFLICTS = frozenset({
+    "ConcurrentAppendException", "ConcurrentDeleteDeleteException", "ConcurrentDeleteReadException",
+    "ConcurrentTransactionException", "ConcurrentWriteException", "DeltaConcurrentModificationException",
+    "MetadataChangedException", "ProtocolChangedException",
+})
+_JAVA_CONFLICT = re.compile(r"io\.delta\.exceptions\.(\w+)")
+
+
+def commit_conflict(exc: BaseException) -> str | None:
+    """The name of Delta's commit-conflict exception ``exc`` is, else None.
+
+    It arrives as ``delta.exceptions``' Python class once that module is imported, else as a
+    ``Py4JJavaError`` whose text names the Java class; either way the commit did not happen.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    name = type(exc).__name__
+    if name in _CONFLICTS and type(exc).__module__.startswith("delta."):
+        return name
+    if isinstance(exc, Py4JJavaError):
+        found = _JAVA_CONFLICT.search(str(exc))
+        if found and found.group(1) in _CONFLICTS:
+            return found.group(1)
+    return None
 
 
 def table_id(spark: SparkSession, location: str) -> str:

@@ -107,7 +107,16 @@ class RequestError(FeatureStoreError, ValueError):
 
 
 class OutputExistsError(FeatureStoreError, FileExistsError):
-    """The request's output exists and its mode is ``error`` (the default)."""
+    """The output exists and the mode is ``error`` (the default), or something other than a Delta table is there."""
+
+
+class ConcurrentWriteError(FeatureStoreError, RuntimeError):
+    """Another writer committed to the same Delta table first (a lost race): nothing of this write was
+    committed, and running it again resolves the conflict."""
+
+    def __init__(self, message: str, *, location: str, conflict: str):
+        self.location, self.conflict = location, conflict
+        super().__init__(message)
 
 
 class SourceVersionError(FeatureStoreError, ValueError):

@@ -160,9 +160,19 @@ def test_null_event_timestamps_are_counted(spark, repo):
         run(spark, repo, df, ["drivers:rate"])
 
 
-def test_source_that_is_not_a_delta_table(spark, repo):
-    with pytest.raises(SourceError, match=r"source of feature view 'missing': '.*nowhere' is not a Delta table"):
+def test_source_that_does_not_exist_or_is_not_a_delta_table(spark, repo, tmp_path):
+    with pytest.raises(SourceError, match=r"^source of feature view 'missing': '.*nowhere' does not exist; check the "
+                       r"path$"):
         run(spark, repo, entity(spark), ["missing:rate"])
+    spark.range(2).write.parquet(str(tmp_path / "parquet"))
+    view = dataclasses.replace(repo.views["missing"], name="parquet_view")
+    view = dataclasses.replace(view, source=dataclasses.replace(view.source, path=str(tmp_path / "parquet")))
+    with pytest.raises(SourceError, match=r"source of feature view 'parquet_view': '.*parquet' is not a Delta table "
+                       r"\(no _delta_log there\)"):
+        run(spark, repo_of(*repo.views.values(), view), entity(spark), ["parquet_view:rate"])
+    with pytest.raises(SourceError, match=r"^entity_df: table 'fsspark_no_such_table' does not exist \(database "
+                       r"default\); check the name, or give a path$"):
+        run(spark, repo, "fsspark_no_such_table", ["drivers:rate"])
 
 
 def test_entity_df_of_an_unknown_kind(spark, repo):

@@ -212,6 +212,29 @@ def test_output_modes_time_range_and_partitioning(spark, world):
     assert appended.version == 2 and spark.read.format("delta").load(first.output).count() == 2 * second.rows_out
 
 
+def test_an_output_folder_that_is_not_delta_is_refused_in_every_mode(spark, world):
+    """A parquet folder, or a folder of anyone's files, is never turned into a Delta table with the old
+    files beside it; an empty folder is fine. An append of other columns names the column."""
+    tmp = world["tmp"]
+    spark.range(3).write.parquet(str(tmp / "parquet"))
+    (tmp / "plain").mkdir()
+    (tmp / "plain" / "notes.txt").write_text("mine")
+    for folder in (tmp / "parquet", tmp / "plain"):
+        before = sorted(p.name for p in folder.iterdir())
+        for mode in ("error", "overwrite", "append"):
+            with pytest.raises(OutputExistsError, match=rf"^output '{folder}' exists and is not a Delta table \(it "
+                               r"holds .*\); writing there would leave those files beside the Delta table"):
+                build(spark, world, {**world["request"], "output": {"path": str(folder), "mode": mode}})
+        assert sorted(p.name for p in folder.iterdir()) == before
+
+    (tmp / "empty").mkdir()
+    assert build(spark, world, {**world["request"], "output": {"path": str(tmp / "empty")}}).rows_out == 150
+    with pytest.raises(RequestError, match=r"^output.mode append: the rows do not fit '.*empty': the table's column "
+                       r"trips int is missing; use overwrite or another output$"):
+        build(spark, world, {**world["request"], "features": ["stats:rate"],
+                             "output": {"path": str(tmp / "empty"), "mode": "append"}})
+
+
 def test_a_service_projection_is_built_appended_in_the_tables_order_and_reproduced(spark, world):
     """A FeatureService projecting the view onto another entity column (with_name + with_join_key_map):
     the same rows as the plain request, under the mapped column; appended to a table whose feature

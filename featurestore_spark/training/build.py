@@ -8,24 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore_spark import delta_io
-from featurestore_spark.errors import FeatureStoreError, OutputExistsError, RequestError, SourceVersionError
+from featurestore_spark.errors import FeatureStoreError, RequestError, SourceVersionError
 from featurestore_spark.offline import refs as refs_mod
 from featurestore_spark.offline import retrieval
 from featurestore_spark.offline.entity_input import check_entity_df, find_timestamp_column
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec, view_from_dict
 from featurestore_spark.training import catalog as catalog_mod
 from featurestore_spark.training import manifest as manifest_mod
+from featurestore_spark.training import output as output_mod
 from featurestore_spark.training.request import EntitySource, Output, TrainingSetRequest, load_request
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def create_training_set(
     say = _stepper(progress)
     say(0)
     req = load_request(request)
-    _check_output(spark, req.output)
+    output_mod.check_output(spark, req.output)
     parsed = refs_mod.parse_refs(repo, req.features)
     # Unknown views or features and colliding names fail here, before any table is opened.
     requests = refs_mod.resolve(repo, parsed, full_feature_names=req.options.full_feature_names, entity_columns=())
@@ -96,7 +97,7 @@ def reproduce_training_set(
     recorded = manifest_mod.load(spark, source, version)
     out = Output.model_validate({"path": output} if isinstance(output, str) else output)
     req = load_request({**recorded["request"], "output": out.model_dump(mode="json", exclude_none=True)})
-    _check_output(spark, req.output)
+    output_mod.check_output(spark, req.output)
     views = [view_from_dict(v) for v in recorded["feature_views"].values()]
     refs = list(recorded["features"])
     _check_columns(spark, replace(repo, views={v.name: v for v in views}), _read_entities(spark, req.entities, req),
@@ -125,16 +126,8 @@ def _build(
     prepared = retrieval.prepare(spark, pinned_repo, entity_df, refs, req.options.full_feature_names)
     df = retrieval.join(prepared, filter_by_created_timestamp=req.options.filter_by_created_timestamp)
     columns = {f"{r.view.name}:{f}": n for r, f, n in refs_mod.in_request_order(prepared.requests)}
-    if req.output.mode == "append" and delta_io.exists(spark, req.output.location):
-        # The table's own column order (one built before features came in request order has them
-        # grouped by view; ``_check_columns`` checked that the names and types are the same).
-        existing = delta_io.read_delta(spark, req.output.location, what="output").columns
-        if sorted(df.columns) != sorted(existing):  # an unpinned entity source changed since the check
-            raise RequestError(
-                f"output.mode append: '{req.output.location}' has columns ({', '.join(existing)}) but this build "
-                f"produces ({', '.join(df.columns)}); use mode overwrite or another output"
-            )
-        df = df.select(*[F.col(f"`{c}`") for c in existing])
+    # Checked again on the rows' own schema: an unpinned entity source may have changed since the check.
+    df = output_mod.in_table_order(spark, df, req.output)
     outputs = list(columns.values())
     entity = {"kind": req.entities.kind, "location": req.entities.location, "version": req.entities.version}
     if req.entities.version is not None:
@@ -222,17 +215,6 @@ def _read_entities(spark: SparkSession, src: EntitySource, req: TrainingSetReque
     return df
 
 
-def _check_output(spark: SparkSession, out: Output) -> None:
-    if out.table is not None and delta_io.exists(spark, out.table) and not delta_io.is_delta_table(spark, out.table):
-        raise RequestError(f"output table '{out.table}' exists but is not a Delta table; name another table, "
-                           "or drop it first")
-    if out.mode == "error" and delta_io.exists(spark, out.location):
-        raise OutputExistsError(
-            f"output '{out.location}' already exists; set output.mode to overwrite (earlier versions stay "
-            "readable by time travel) or append, or choose another output"
-        )
-
-
 def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, refs: list[str],
                    req: TrainingSetRequest) -> None:
     """Entity columns, partition columns and (for append) the existing table's schema, from schemas alone."""
@@ -250,34 +232,14 @@ def _check_columns(spark: SparkSession, repo: RepoSpec, entity_df: DataFrame, re
             f"output.partition_by names {', '.join(missing)}, not columns of the training set "
             f"(columns: {', '.join(c for c, _ in columns)})"
         )
-    if out.mode == "append" and delta_io.exists(spark, out.location):
-        have = [(f.name, f.dataType.simpleString())
-                for f in delta_io.read_delta(spark, out.location, what="output").schema.fields]
-        if sorted(have) != sorted(columns):  # the order may differ: the rows are appended in the table's
-            raise RequestError(
-                f"output.mode append: '{out.location}' has columns ({', '.join(f'{c} {t}' for c, t in have)}) but "
-                f"this request produces ({', '.join(f'{c} {t}' for c, t in columns)}); use mode overwrite or "
-                "another output"
-            )
+    output_mod.check_append(spark, out, columns)  # the order may differ: the rows are appended in the table's
 
 
 def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, sources: str) -> bool:
-    """One Delta commit: either all rows land with the manifest, or nothing changes. A catalog table
-    that exists is written at its location (as a path); True when a new catalog table was created."""
-    mode = {"error": "errorifexists", "overwrite": "overwrite", "append": "append"}[out.mode]
-    writer = df.write.format("delta").mode(mode).option("userMetadata", metadata)
-    if out.mode == "overwrite":
-        writer = writer.option("overwriteSchema", "true")  # a changed request may change the columns
-    if out.partition_by:
-        writer = writer.partitionBy(*out.partition_by)
-    created = out.table is not None and not delta_io.exists(spark, out.table)
+    """``output.write``, naming the sources when one of their data files is gone mid-write."""
     try:
-        if created:  # saveAsTable drops the writer's userMetadata option: the session's setting carries it
-            with _session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", metadata):
-                writer.saveAsTable(out.table)
-        else:
-            writer.save(out.path or delta_io.table_path(spark, out.location))
-    except Exception as exc:
+        return output_mod.write(spark, df, out, metadata=metadata)
+    except (PySparkException, Py4JJavaError) as exc:
         text = str(exc)
         if "FILE_NOT_EXIST" in text or "FileNotFoundException" in text:
             missing = next((line.strip() for line in text.splitlines() if "FILE_NOT_EXIST" in line
@@ -287,23 +249,6 @@ def _write(spark: SparkSession, df: DataFrame, out: Output, metadata: str, sourc
                 f"{missing[:300]} (sources: {sources}); nothing was written"
             ) from None
         raise
-    return created
-
-
-_SESSION_CONF = threading.Lock()
-
-
-@contextmanager
-def _session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """``key`` set to ``value`` in the session for the duration, then as it was; one build at a time
-    (builds in threads of one session would otherwise take each other's value)."""
-    with _SESSION_CONF:
-        before = spark.conf.get(key, None)
-        spark.conf.set(key, value)
-        try:
-            yield
-        finally:
-            spark.conf.unset(key) if before is None else spark.conf.set(key, before)
 
 
 def _counted(spark: SparkSession, table_path: str, version: int, outputs: list[str]) -> dict:
