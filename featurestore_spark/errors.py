@@ -63,9 +63,14 @@ class FeatureNameCollisionError(FeatureStoreError, ValueError):
     def __init__(self, *, name: str, first: str, second: str):
         self.name, self.first, self.second = name, first, second
         super().__init__(
-            f"output column '{name}' would come from both {first} and {second}; "
-            "pass full_feature_names=True to name features 'view__feature', or request only one of them"
+            f"output column '{name}' would come from both {first} and {second}; pass full_feature_names=True "
+            "(--full-feature-names, or options.full_feature_names in a request) to name features 'view__feature', "
+            "or request only one of them"
         )
+
+
+#: The Spark SQL type to cast a join key to, per declared Feast type (for the hint in ``JoinKeyTypeError``).
+_SQL_TYPES = {"INT64": "BIGINT", "INT32": "INT", "STRING": "STRING", "BYTES": "BINARY"}
 
 
 class JoinKeyTypeError(FeatureStoreError, TypeError):
@@ -73,9 +78,11 @@ class JoinKeyTypeError(FeatureStoreError, TypeError):
 
     def __init__(self, *, column: str, where: str, actual: str, declared: str, view: str):
         self.column, self.where, self.actual, self.declared, self.view = column, where, actual, declared, view
+        sql = _SQL_TYPES.get(declared, declared)
         super().__init__(
             f"join key '{column}' in {where} has type {actual}, but feature view '{view}' declares it "
-            f"{declared}; cast the column to a matching type (e.g. F.col('{column}').cast(...))"
+            f"{declared}; cast the column to a matching type (e.g. F.col('{column}').cast('{sql.lower()}'), or "
+            f"CAST({column} AS {sql}) in SQL)"
         )
 
 
@@ -94,7 +101,8 @@ class NullEventTimestampError(FeatureStoreError, ValueError):
         self.column, self.count = column, count
         super().__init__(
             f"entity_df has {count} row(s) with a null '{column}'; every entity row needs an event "
-            f"timestamp: drop or fill those rows (e.g. entity_df.dropna(subset=['{column}']))"
+            f"timestamp: drop or fill those rows (e.g. entity_df.dropna(subset=['{column}']), or WHERE {column} IS "
+            "NOT NULL in SQL)"
         )
 
 

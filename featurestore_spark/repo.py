@@ -47,7 +47,7 @@ def load_repo(repo_path: str | Path) -> RepoSpec:
     root = Path(repo_path).resolve()
     config_file = root / "feature_store.yaml"
     if not config_file.is_file():
-        raise RepoError(f"no feature_store.yaml in {root}; pass repo_path= the folder of a Feast repo")
+        raise RepoError(f"no feature_store.yaml in {root}; pass repo_path= (or --repo) the folder of a Feast repo")
     config = yaml.safe_load(config_file.read_text()) or {}
     project = config.get("project")
     if not project:

@@ -99,7 +99,7 @@ def check_entity_df(df: DataFrame, views: list[FeatureViewSpec]) -> EntityInput:
     if not isinstance(ts_type, (T.TimestampType, T.TimestampNTZType)):
         raise TimestampTypeError(
             f"entity_df column '{ts}' has type {ts_type.simpleString()}; it must be a timestamp: "
-            f"cast it, e.g. F.to_timestamp('{ts}')"
+            f"cast it, e.g. F.to_timestamp('{ts}'), or to_timestamp({ts}) in SQL"
         )
     fields = {f.name: f.dataType for f in df.schema.fields}
     for view in views:
