@@ -1,29 +1,39 @@
-"""``fsspark``: command-line entry point. Parses arguments and calls the library, nothing else.
+"""``fsspark``: command-line entry point. Parses and checks arguments, then calls the library.
 
-    fsspark historical --entities PATH --features ride_ranking --out PATH [--full-feature-names]
+    fsspark historical --entities PATH --features ride_ranking --out PATH [--mode error|overwrite|append]
+                       [--full-feature-names]
     fsspark explain --entities PATH --features ride_ranking
-    fsspark materialize --start 2026-01-01 --end 2026-02-01 [--views a,b]
-    fsspark materialize-incremental --end 2026-02-01 [--views a,b] [--state-path PATH]
+    fsspark materialize --start 2026-01-01 --end 2026-02-01 [--views a,b] [--min-replicas N]
+    fsspark materialize-incremental --end 2026-02-01 [--views a,b] [--state-path PATH] [--min-replicas N]
     fsspark training-set REQUEST.yaml
     fsspark training-set --reproduce OUTPUT_OR_MANIFEST --out PATH [--version N]
     fsspark training-sets list | show NAME
     fsspark freshness [--views a,b] [--at TIME] [--state-path PATH] [--fail-if-stale] [--fail-if-behind]
     fsspark ingest-stream --view V --from DELTA_OR_FOLDER [--format delta|parquet|json] --checkpoint PATH
-                          [--every '1 minute' | --available-now] [--offline-only]
+                          [--every '1 minute' | --available-now] [--offline-only] [--min-replicas N]
 
-Exit codes: 0 done (or a stream stopped by Ctrl-C); 2 bad input, an unreachable store, or a stream that
-failed otherwise; 3 some keys failed to reach Redis (rerun; for ingest-stream: run it again, it resumes
-from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale / --fail-if-behind.
+Arguments, time ranges and request files are checked, and the repo loaded, before Spark starts. A
+failure prints one line (``--debug``: the traceback too). Exit codes: 0 done (or a stream stopped by
+Ctrl-C or SIGTERM after its batch); 1 an unexpected error; 2 bad input, an unreachable store, or a
+stream that failed otherwise; 3 some keys failed to reach Redis (rerun; for ingest-stream: run it
+again, it resumes from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale /
+--fail-if-behind; 5 another writer committed to the same Delta table first, nothing was committed
+(rerun); 130 interrupted, or a stream stopped at once by a second signal. See ``cli_errors``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from datetime import datetime, timezone
 
-from featurestore_spark.errors import FeatureStoreError
+from featurestore_spark import cli_errors
+
+EXIT_CODES = """exit codes: 0 done; 1 unexpected error (--debug shows the traceback); 2 bad input or an unreachable
+store; 3 keys not written to Redis (rerun); 4 stale or behind (freshness); 5 another writer committed
+first, nothing committed (rerun); 130 interrupted"""
 
 
 def _features(value: str) -> object:
@@ -32,8 +42,37 @@ def _features(value: str) -> object:
 
 
 def _instant(text: str) -> datetime:
-    ts = datetime.fromisoformat(text)
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an ISO time; e.g. 2026-01-31, 2026-01-31T12:00:00 or 2026-01-31T12:00:00+02:00"
+        ) from None
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def count_at_least(low: int):  # noqa: ANN202 (an argparse type)
+    """An argparse type: a whole number >= ``low`` (the jobs use it too)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+    return parse
+
+
+#: What Spark reads as a processing-time interval (units below a month: a trigger cannot be in months).
+_INTERVAL = re.compile(r"(?i)\s*(interval\s+)?(\d+(\.\d+)?\s*(week|day|hour|minute|second|millisecond|microsecond)s?\s*)+")
+
+
+def _interval(text: str) -> str:
+    if not _INTERVAL.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"'{text}' is not an interval; e.g. '30 seconds', '1 minute', '1 hour'")
+    return text
 
 
 def report_push(reports: list) -> int:
@@ -44,16 +83,25 @@ def report_push(reports: list) -> int:
     if failed:
         print(f"fsspark: {failed} key(s) were not written to Redis; rerun the same command to write them "
               "(keys already written are skipped; incremental watermarks did not advance)", file=sys.stderr)
-        return 3
-    return 0
+        return cli_errors.PUSH_FAILED
+    return cli_errors.OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    return cli_errors.run(lambda: _run(args), debug=args.debug, prog="fsspark")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos",
+                                     epilog=EXIT_CODES)
     parser.add_argument("--repo", default="feature_repo", help="Feast repo folder (default: feature_repo)")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/ (default: local)")
     parser.add_argument("--catalog", help="training-set catalog, a Delta table (default: $FSSPARK_CATALOG or "
                         "<repo>/data/training_set_catalog)")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("historical", "build a point-in-time-correct training set and write it to Delta"),
@@ -64,17 +112,20 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--features", required=True, help="a feature service, or view:feature,view:feature")
         cmd.add_argument("--full-feature-names", action="store_true", help="name outputs view__feature")
         if name == "historical":
-            cmd.add_argument("--out", required=True, help="Delta path for the result (overwritten atomically)")
+            cmd.add_argument("--out", required=True, help="Delta path for the result (written in one commit)")
+            cmd.add_argument("--mode", default="error", choices=("error", "overwrite", "append"),
+                             help="error (default): fail if --out exists; overwrite: replace it (earlier versions "
+                                  "stay readable by time travel); append: add the rows (same columns)")
             cmd.add_argument("--filter-by-created-timestamp", action="store_true")
     mat = sub.add_parser("materialize", help="push the latest values in [start, end] to Redis")
     mat.add_argument("--start", required=True, type=_instant, help="ISO time (UTC if no offset)")
-    mat.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
+    mat.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset), after --start")
     mat.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
     ts = sub.add_parser("training-set", help="build a training set from a request file, or rebuild one")
     ts.add_argument("request", nargs="?", help="YAML or JSON training-set request")
     ts.add_argument("--reproduce", metavar="SOURCE", help="rebuild from a training-set table or a manifest .json")
     ts.add_argument("--out", help="with --reproduce: Delta path for the rebuilt training set")
-    ts.add_argument("--version", type=int, help="with --reproduce on a table: the build that wrote this version")
+    ts.add_argument("--version", type=count_at_least(0), help="with --reproduce on a table: the build that wrote this version")
     sets = sub.add_parser("training-sets", help="the catalog of training sets built")
     sets_sub = sets.add_subparsers(dest="action", required=True)
     sets_sub.add_parser("list", help="every build, newest first")
@@ -99,10 +150,21 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--format", default="delta", choices=("delta", "parquet", "json"))
     stream.add_argument("--checkpoint", required=True, help="the query's checkpoint folder (keep it to resume)")
     when = stream.add_mutually_exclusive_group()
-    when.add_argument("--every", default=None, help="micro-batch interval, e.g. '1 minute' (default: back to back)")
+    when.add_argument("--every", default=None, type=_interval,
+                      help="micro-batch interval, e.g. '1 minute' (default: back to back)")
     when.add_argument("--available-now", action="store_true", help="take what is there now, then stop")
     stream.add_argument("--offline-only", action="store_true", help="append to Delta only, push nothing to Redis")
-    args = parser.parse_args(argv)
+    for cmd in (mat, inc, stream):
+        cmd.add_argument("--min-replicas", type=count_at_least(0), default=0,
+                         help="count keys written only once this many replicas acknowledged them (default: 0)")
+    return parser
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Argument combinations argparse cannot express (exits 2, before Spark starts)."""
+    if args.command == "materialize" and args.start >= args.end:
+        parser.error(f"--start {args.start.isoformat()} is not before --end {args.end.isoformat()}; "
+                     "materialize pushes the rows of [start, end]")
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
     if args.command == "training-set" and args.reproduce and not args.out:
@@ -111,91 +173,65 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out and --version go with --reproduce; a request names its output in output.path or "
                      "output.table")
 
+
+def _run(args: argparse.Namespace) -> int:
+    # A request file is read and checked, and the repo loaded (by FeatureStore), before the session starts.
+    request = None
+    if args.command == "training-set" and args.request:
+        from featurestore_spark.training.request import load_request
+
+        request = load_request(args.request)
     from featurestore_spark.store import FeatureStore
 
-    try:
-        store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog,
-                             state_path=getattr(args, "state_path", None))
-        if args.command in ("training-set", "training-sets"):
-            return _training_sets(store, args)
-        if args.command in ("materialize", "materialize-incremental"):
-            views = args.views.split(",") if args.views else None
-            if args.command == "materialize":
-                reports = store.materialize(args.start, args.end, views)
-            else:
-                reports = store.materialize_incremental(args.end, views)
-            return report_push(reports)
-        if args.command == "ingest-stream":
-            return _ingest_stream(store, args)
-        if args.command == "freshness":
-            found = store.freshness(args.views.split(",") if args.views else None, args.at)
-            for f in found:
-                print(f.summary())
-            alarm = any((args.fail_if_stale and f.stale) or (args.fail_if_behind and f.behind) for f in found)
-            return 4 if alarm else 0
-        if args.command == "explain":
-            print(store.explain_historical_features(args.entities, _features(args.features), args.full_feature_names))
-            return 0
-        started = time.perf_counter()
-        df = store.get_historical_features(
-            args.entities, _features(args.features), full_feature_names=args.full_feature_names,
-            filter_by_created_timestamp=args.filter_by_created_timestamp,
-        )
-        df.write.format("delta").mode("overwrite").save(args.out)
-        print(f"wrote {args.out} in {time.perf_counter() - started:.1f} s")
-        return 0
-    except (FeatureStoreError, ConnectionError) as exc:
-        print(f"fsspark: error: {exc}", file=sys.stderr)
-        return 2
+    store = FeatureStore(repo_path=args.repo, profile=args.profile, catalog=args.catalog,
+                         state_path=getattr(args, "state_path", None))
+    if args.command in ("training-set", "training-sets"):
+        return _training_sets(store, args, request)
+    if args.command == "materialize":
+        return report_push(store.materialize(args.start, args.end, _views(args), min_replicas=args.min_replicas))
+    if args.command == "materialize-incremental":
+        return report_push(store.materialize_incremental(args.end, _views(args), min_replicas=args.min_replicas))
+    if args.command == "ingest-stream":
+        from featurestore_spark.cli_stream import ingest_stream
+
+        return ingest_stream(store, args)
+    if args.command == "freshness":
+        found = store.freshness(_views(args), args.at)
+        for f in found:
+            print(f.summary())
+        alarm = any((args.fail_if_stale and f.stale) or (args.fail_if_behind and f.behind) for f in found)
+        return cli_errors.ALARM if alarm else cli_errors.OK
+    if args.command == "explain":
+        print(store.explain_historical_features(args.entities, _features(args.features), args.full_feature_names))
+        return cli_errors.OK
+    return _historical(store, args)
 
 
-def _ingest_stream(store: object, args: argparse.Namespace) -> int:
-    """Run the stream until it stops (--available-now), is interrupted, or fails: 3 when a batch's push
-    to Redis failed (run again: it resumes from the checkpoint), 2 for any other failure."""
-    from pyspark.errors import AnalysisException, IllegalArgumentException, StreamingQueryException
+def _views(args: argparse.Namespace) -> list[str] | None:
+    return args.views.split(",") if args.views else None
 
+
+def _historical(store: object, args: argparse.Namespace) -> int:
+    """The join written to --out in one commit, under the training-set output rules (``training.output``)."""
     from featurestore_spark import delta_io
+    from featurestore_spark.training import output
+    from featurestore_spark.training.request import Output
 
     spark = store.spark  # type: ignore[attr-defined]
-    try:
-        if args.format == "delta":
-            reader = spark.readStream.format("delta")
-            rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
-        else:  # files carry no schema a stream can trust: take the view's source table's (it must exist)
-            view = store.views([args.view])[0]  # type: ignore[attr-defined]
-            schema = delta_io.read_delta(spark, view.source.address, what=f"source of feature view '{view.name}'").schema
-            rows = spark.readStream.schema(schema).format(args.format).load(args.source)
-        trigger = {"availableNow": True} if args.available_now else {"processingTime": args.every} if args.every else None
-        query = store.ingest_stream(args.view, rows, args.checkpoint, push_online=not args.offline_only,  # type: ignore[attr-defined]
-                                    trigger=trigger, query_name=f"fsspark-ingest-{args.view}")
-    except (AnalysisException, IllegalArgumentException) as exc:
-        print(f"fsspark: error: cannot stream {args.source} into '{args.view}': {str(exc).splitlines()[0]}",
-              file=sys.stderr)
-        return 2
-    try:
-        query.awaitTermination()
-    except KeyboardInterrupt:
-        query.stop()
-        print(f"{args.view}: stream stopped; run the same command to resume from {args.checkpoint}")
-        return 0
-    except StreamingQueryException as exc:
-        # A failure inside a batch comes back as Spark's summary, then the Python traceback: the
-        # traceback's last line names the error (ours, for a push, names view, batch and Redis's answer).
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-        errors = [line for line in lines if line.startswith("featurestore_spark.errors.OnlineStoreError: ")]
-        if errors:
-            print(f"fsspark: error: {errors[-1].split(': ', 1)[1]}", file=sys.stderr)
-            return 3
-        print(f"fsspark: error: the stream into '{args.view}' failed: {lines[0]}", file=sys.stderr)
-        print(f"fsspark: cause: {lines[-1]}", file=sys.stderr)
-        return 2
-    done = [p for p in query.recentProgress if p["numInputRows"]]
-    print(f"{args.view}: {sum(p['numInputRows'] for p in done)} rows in {len(done)} batch(es) (the last "
-          f"{len(query.recentProgress)} progress reports); checkpoint {args.checkpoint}")
-    return 0
+    started = time.perf_counter()
+    out = Output(path=args.out, mode=args.mode)
+    output.check_output(spark, out, mode_setting="--mode")
+    df = store.get_historical_features(  # type: ignore[attr-defined]
+        args.entities, _features(args.features), full_feature_names=args.full_feature_names,
+        filter_by_created_timestamp=args.filter_by_created_timestamp,
+    )
+    output.write(spark, output.in_table_order(spark, df, out, mode_setting="--mode"), out)
+    version = delta_io.latest_version(spark, out.location, what="--out")
+    print(f"wrote {out.location} (Delta version {version}, --mode {args.mode}) in {time.perf_counter() - started:.1f} s")
+    return cli_errors.OK
 
 
-def _training_sets(store: object, args: argparse.Namespace) -> int:
+def _training_sets(store: object, args: argparse.Namespace, request: object) -> int:
     from featurestore_spark.progress import SparkProgress
     from featurestore_spark.training import catalog
 
@@ -203,16 +239,16 @@ def _training_sets(store: object, args: argparse.Namespace) -> int:
         builds = store.training_sets(None if args.action == "list" else args.name)  # type: ignore[attr-defined]
         if args.action == "show" and not builds:
             print(f"fsspark: error: no training set named '{args.name}' in {store.catalog}", file=sys.stderr)  # type: ignore[attr-defined]
-            return 2
+            return cli_errors.BAD_INPUT
         print(catalog.format_list(builds) if args.action == "list" else catalog.format_show(builds))
         return 0
     with SparkProgress(store.spark) as progress:  # type: ignore[attr-defined]
         if args.reproduce:
             result = store.reproduce_training_set(args.reproduce, args.out, args.version, progress.step)  # type: ignore[attr-defined]
         else:
-            result = store.create_training_set(args.request, progress.step)  # type: ignore[attr-defined]
+            result = store.create_training_set(request, progress.step)  # type: ignore[attr-defined]
     print(result.summary())
-    return 0
+    return cli_errors.OK
 
 
 if __name__ == "__main__":

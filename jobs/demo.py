@@ -11,19 +11,27 @@
 
 import argparse
 import os
+import sys
 import time
 from datetime import timedelta
 
 
-def main() -> None:
+def main() -> int:
+    from featurestore_spark import cli_errors
+    from featurestore_spark.cli import count_at_least
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="feature_repo/data", help="folder for the Delta tables")
-    parser.add_argument("--rows", type=int, default=100_000, help="rows per feature table and entity rows")
-    parser.add_argument("--entities", type=int, default=10_000, help="distinct drivers and customers")
+    parser.add_argument("--rows", type=count_at_least(1), default=100_000, help="rows per feature table and entity rows")
+    parser.add_argument("--entities", type=count_at_least(1), default=10_000, help="distinct drivers and customers")
     parser.add_argument("--repo", default="feature_repo", help="the Feast repo")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
+    return cli_errors.run(lambda: demo(args), debug=args.debug, prog="demo")
 
+
+def demo(args: argparse.Namespace) -> None:
     out = os.path.abspath(args.out)
     os.environ["FSSPARK_DATA_DIR"] = out  # the example repo's sources live under this folder
 
@@ -79,4 +87,4 @@ def read_back(repo: str, drivers: list[int]) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

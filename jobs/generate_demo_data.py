@@ -4,20 +4,29 @@
 """
 
 import argparse
+import sys
 
-from featurestore_spark.demo_data import write_demo_data
-from featurestore_spark.session import build_session
+from featurestore_spark import cli_errors
+from featurestore_spark.cli import count_at_least
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="feature_repo/data", help="folder for the Delta tables")
-    parser.add_argument("--rows", type=int, default=100_000, help="rows per feature table")
-    parser.add_argument("--entity-rows", type=int, default=None, help="entity rows (default: --rows)")
-    parser.add_argument("--entities", type=int, default=10_000, help="distinct drivers and customers")
+    parser.add_argument("--rows", type=count_at_least(1), default=100_000, help="rows per feature table")
+    parser.add_argument("--entity-rows", type=count_at_least(1), default=None, help="entity rows (default: --rows)")
+    parser.add_argument("--entities", type=count_at_least(1), default=10_000, help="distinct drivers and customers")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
+    return cli_errors.run(lambda: generate(args), debug=args.debug, prog="generate_demo_data")
+
+
+def generate(args: argparse.Namespace) -> None:
+    from featurestore_spark.demo_data import write_demo_data
+    from featurestore_spark.session import build_session
+
     spark = build_session(args.profile, app_name="generate_demo_data")
     paths = write_demo_data(
         spark, args.out, rows=args.rows, entity_rows_count=args.entity_rows, n_entities=args.entities, seed=args.seed
@@ -27,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,7 +4,8 @@
     spark-submit jobs/generate_training_set.py --reproduce /data/training_sets/ride_ranking --out /data/rebuilt
 
 The same code path as ``fsspark training-set``: progress lines, then the summary (rows, seconds,
-output, Delta version) as the last line. Exit 2 on a bad request, with the reason.
+output, Delta version) as the last line. Exit codes as ``fsspark``'s: 2 on a bad request, with the
+reason; 5 when another build created the output first.
 """
 
 import argparse
@@ -20,11 +21,13 @@ def main() -> int:
     parser.add_argument("--repo", default="feature_repo", help="the Feast repo")
     parser.add_argument("--catalog", help="catalog Delta table (default: $FSSPARK_CATALOG or <repo>/data/...)")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/ (spark-submit's --master rules)")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
 
     from featurestore_spark import cli
 
     argv = ["--repo", args.repo, "--profile", args.profile] + (["--catalog", args.catalog] if args.catalog else [])
+    argv += ["--debug"] if args.debug else []
     argv.append("training-set")
     if args.request:
         argv.append(args.request)

@@ -5,9 +5,10 @@
     spark-submit jobs/ingest_stream.py ... --format parquet --from /landing/driver_events --available-now
 
 The same code path as ``fsspark ingest-stream``: appends are exactly once (Delta transaction ids),
-pushes newer-wins. Runs until stopped (or, with --available-now, until what is there is taken).
-Exits 2 on bad input or an unreachable store, 3 when a batch's push failed (restart the job: it
-resumes from the checkpoint and pushes that batch again).
+pushes newer-wins. Runs until stopped (or, with --available-now, until what is there is taken):
+SIGINT or SIGTERM to the Python driver stops it after the current batch (exit 0), a second one at
+once (exit 130). Exits 2 on bad input or an unreachable store, 3 when a batch's push failed (restart
+the job: it resumes from the checkpoint and pushes that batch again).
 """
 
 import argparse
@@ -25,12 +26,15 @@ def main() -> int:
     parser.add_argument("--available-now", action="store_true", help="take what is there now, then stop")
     parser.add_argument("--offline-only", action="store_true", help="append to Delta only")
     parser.add_argument("--profile", default="local", help="Spark profile in conf/ (spark-submit's --master rules)")
+    parser.add_argument("--min-replicas", default="0", help="count keys written once this many replicas acknowledged them")
+    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
 
     from featurestore_spark import cli
 
-    argv = ["--repo", args.repo, "--profile", args.profile, "ingest-stream", "--view", args.view,
-            "--from", args.source, "--format", args.format, "--checkpoint", args.checkpoint]
+    argv = ["--repo", args.repo, "--profile", args.profile] + (["--debug"] if args.debug else [])
+    argv += ["ingest-stream", "--min-replicas", args.min_replicas, "--view", args.view,
+             "--from", args.source, "--format", args.format, "--checkpoint", args.checkpoint]
     argv += ["--every", args.every] if args.every else []
     argv += ["--available-now"] if args.available_now else []
     argv += ["--offline-only"] if args.offline_only else []

@@ -217,6 +217,11 @@ def test_saved_dataset_and_offline_writes_are_delta_commits(spark, env):
         job.persist(storage)
     job.persist(storage, allow_overwrite=True)  # a second Delta version
     assert spark.sql(f"DESCRIBE HISTORY delta.`{storage.spark_options.path}`").count() == 2
+    spark.range(2).write.parquet(str(root / "saved" / "parquet"))
+    with pytest.raises(FileExistsError, match=r"'.*parquet' exists and is not a Delta table \(it holds "):
+        job.persist(SavedDatasetSparkStorage(path=str(root / "saved" / "parquet"), table_format=DeltaFormat()),
+                    allow_overwrite=True)
+    assert not (root / "saved" / "parquet" / "_delta_log").exists()
     saved = store.create_saved_dataset(from_=job, name="train_table", storage=SavedDatasetSparkStorage(table="train_ds"))
     assert len(saved.to_df()) == 3  # read back by pull_all_from_table_or_query on the Delta table
 

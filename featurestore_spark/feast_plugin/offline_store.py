@@ -31,6 +31,8 @@ from featurestore_spark.offline.entity_input import read_delta
 from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
 from featurestore_spark.repo import delta_source
 from featurestore_spark.specs import SPARK_TYPES, FeatureViewSpec, FieldSpec, SourceSpec
+from featurestore_spark.training import output
+from featurestore_spark.training.request import Output
 
 #: Feast value type of a Spark column type, for reads that get only column names from Feast.
 _FEAST_TYPE_OF: dict[str, str] = {spark: feast for feast, spark in SPARK_TYPES.items()}
@@ -94,7 +96,9 @@ class DeltaRetrievalJob(RetrievalJob):
             allow_overwrite: replace an existing table (as a new Delta version); else an existing one is an error.
 
         Raises:
-            FileExistsError: the table exists and ``allow_overwrite`` is False.
+            FileExistsError: the table exists and ``allow_overwrite`` is False, or a folder of files that are
+                not a Delta table is at the path (``OutputExistsError``).
+            ConcurrentWriteError: another writer created or changed the table while this one wrote.
             ConfigError: the storage is not a Delta path or a catalog table.
         """
         if not isinstance(storage, SavedDatasetSparkStorage):
@@ -119,12 +123,12 @@ class DeltaRetrievalJob(RetrievalJob):
                 f"saved dataset location {options.path or options.table} already holds a table; pass "
                 "allow_overwrite=True to replace it (the old version stays readable by Delta time travel)"
             )
-        # "errorifexists" also covers a table created by someone else after the check above.
-        writer = self._df.write.format("delta").mode("overwrite" if allow_overwrite else "errorifexists")
-        if options.path:
-            writer.save(options.path)
-        else:
-            writer.saveAsTable(options.table)
+        # The training-set output rules: no Delta table beside a folder of other files; a table another
+        # writer creates after the check above makes this write a ConcurrentWriteError.
+        out = Output(path=options.path or None, table=None if options.path else options.table,
+                     mode="overwrite" if allow_overwrite else "error")
+        output.check_output(spark, out.model_copy(update={"mode": "overwrite"}))
+        output.write(spark, self._df, out)
 
 
 def _is_delta_table(spark: Any, path: str) -> bool:

@@ -104,13 +104,13 @@ def write(spark: SparkSession, df: DataFrame, out: Output, *, metadata: str | No
         writer = writer.option("overwriteSchema", "true")  # a changed request may change the columns
     if out.partition_by:
         writer = writer.partitionBy(*out.partition_by)
-    created = out.table is not None and not delta_io.exists(spark, out.table)
+    new_table = out.table if out.table is not None and not delta_io.exists(spark, out.table) else None
     try:
-        if created and metadata is not None:  # saveAsTable drops the writer's userMetadata: the session's carries it
-            with _session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", metadata):
-                writer.saveAsTable(out.table)
-        elif created:
-            writer.saveAsTable(out.table)
+        if new_table is not None and metadata is not None:  # saveAsTable drops the writer's userMetadata:
+            with _session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", metadata):  # the session's carries it
+                writer.saveAsTable(new_table)
+        elif new_table is not None:
+            writer.saveAsTable(new_table)
         else:
             writer.save(out.path or delta_io.table_path(spark, out.location))
     except (PySparkException, Py4JJavaError) as exc:
@@ -130,7 +130,7 @@ def write(spark: SparkSession, df: DataFrame, out: Output, *, metadata: str | No
             f"of this write was committed{then}",
             location=out.location, conflict=conflict or str(condition),
         ) from exc
-    return created
+    return new_table is not None
 
 
 #: Spark's conditions for an ``errorifexists`` write to a table that exists.
