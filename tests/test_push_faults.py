@@ -91,6 +91,13 @@ def missing_and_stale(client) -> tuple[int, int]:
     return missing, stale
 
 
+def spawn_cli(argv: list[str]) -> subprocess.Popen:
+    """``fsspark`` in a process group of its own (driver, JVM, Python workers), so that a test can kill all of it."""
+    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
+    return subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 @pytest.fixture
 def server(tmp_path):
     srv = RestartableServer(PORT, tmp_path / "redis").start()
@@ -240,9 +247,7 @@ def test_the_pushing_process_killed_leaves_no_watermark_and_a_rerun_completes(sp
     folder = repo(tmp_path, data, f"127.0.0.1:{PORT}")
     state = tmp_path / "watermarks"
     argv = ["--repo", str(folder), "materialize-incremental", "--end", END.isoformat(), "--state-path", str(state)]
-    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_cli(argv)
     thread, seen = when_keys(PORT, N // 3, lambda: os.killpg(proc.pid, signal.SIGKILL), timeout=240)
     proc.wait(300)
     thread.join(5)
@@ -297,9 +302,7 @@ def test_a_stream_process_killed_mid_push_resumes_without_duplicates(spark, data
     target, inbox, folder = stream_setup(spark, data, tmp_path)
     argv = ["--repo", str(folder), "ingest-stream", "--view", "rates", "--from", str(inbox), "--format", "parquet",
             "--checkpoint", str(tmp_path / "checkpoint"), "--available-now"]
-    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_cli(argv)
     thread, seen = when_keys(PORT, N // 3, lambda: os.killpg(proc.pid, signal.SIGKILL), timeout=240)
     proc.wait(300)
     thread.join(5)
@@ -328,9 +331,7 @@ def test_a_training_set_build_killed_mid_write_leaves_the_previous_version(spark
     before = sorted(map(tuple, spark.read.format("delta").load(str(out)).collect()))
     old_files = set(out.glob("*.parquet"))
     argv = ["--repo", str(folder), "--catalog", str(tmp_path / "catalog"), "training-set", str(request)]
-    env = {**os.environ, "FSSPARK_SPARK_MASTER": "local[2]", "SPARK_LOCAL_IP": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "featurestore_spark.cli", *argv], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = spawn_cli(argv)
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and not set(out.glob("*.parquet")) - old_files:
         time.sleep(0.005)
