@@ -35,7 +35,7 @@ def describe(exc: BaseException) -> tuple[int, str]:
     conflict = delta_io.commit_conflict(exc)
     if conflict is not None:
         return LOST_RACE, (f"error: another writer committed to a Delta table this command writes ({conflict}: "
-                           f"{first_line(exc)}); nothing of this run was committed: run the same command again")
+                           f"{first_line(exc)}); the conflicting commit did not happen: run the same command again")
     if isinstance(exc, ParseException):
         return BAD_INPUT, f"error: Spark cannot parse the SQL: {first_line(exc)}; fix the query"
     if isinstance(exc, AnalysisException):

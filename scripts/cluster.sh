@@ -48,7 +48,14 @@ case "${1:-}" in
     ;;
   stop)
     for name in worker2 worker1 master; do
-      if running "$name"; then kill "$(cat "$DIR/$name.pid")"; echo "[cluster] $name stopped"; fi
+      if running "$name"; then
+        pid=$(cat "$DIR/$name.pid")
+        kill "$pid" 2>/dev/null || true
+        # Wait for it to exit, so that a start right after finds the ports free.
+        for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        kill -9 "$pid" 2>/dev/null || true
+        echo "[cluster] $name stopped"
+      fi
       rm -f "$DIR/$name.pid"
     done
     ;;

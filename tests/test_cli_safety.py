@@ -232,7 +232,7 @@ def test_two_builds_creating_one_output_the_loser_gets_exit_5(spark, world, tmp_
     code, line = cli_errors.describe(lost[0].__cause__)
     assert code == 5 and line.startswith("error: another writer committed to a Delta table this command writes "
                                          "(ProtocolChangedException: [DELTA_PROTOCOL_CHANGED]"), line
-    assert line.endswith("nothing of this run was committed: run the same command again")
+    assert line.endswith("the conflicting commit did not happen: run the same command again")
 
 
 # --- checked before Spark starts ------------------------------------------------------------------

@@ -82,7 +82,7 @@ _REFUSED = ("can't run this command", "NOPERM", "no permissions", "nknown Redis 
             "DUMP payload version or checksum are wrong", "Bad data format")
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
-#: keys a lost attempt had already written are skipped (and counted as skipped). After the last
+#: keys a lost attempt had already written are not written twice (and count as written). After the last
 #: retry the pipeline's keys, and every later key of the partition, are counted as failed: the
 #: server is gone, and waiting out the backoff again for every pipeline would only delay the report.
 RETRIES = 6
@@ -194,10 +194,12 @@ class _Writer:
         self.outside: dict[tuple[str, int], redis.Redis] = {}  # -ASK targets the topology does not list
         self.written = self.created = self.skipped = self.failed = 0
         self.resend = spec.resend
-        self.min_replicas, self.replica_timeout_ms = spec.min_replicas, spec.replica_timeout_ms
+        # WAIT must answer within the socket timeout, or its pipeline would be taken for lost and resent.
+        self.min_replicas = spec.min_replicas
+        self.replica_timeout_ms = min(spec.replica_timeout_ms, int(spec.settings.socket_timeout * 500))
         self.wait_command = b"" if not spec.min_replicas else b"".join(
             b"$%d\r\n%s\r\n" % (len(a), a) for a in (b"WAIT", b"%d" % spec.min_replicas,
-                                                       b"%d" % spec.replica_timeout_ms))
+                                                       b"%d" % self.replica_timeout_ms))
         if self.wait_command:
             self.wait_command = b"*3\r\n" + self.wait_command
         self.error: str | None = None
@@ -362,7 +364,7 @@ class _Writer:
                             answers.append(reader.read_response())
                         except redis.ResponseError as exc:
                             answers.append(exc)
-                    replicas = int(reader.read_response()) if self.wait_command else None
+                    replicas = self._replicas(reader) if self.wait_command else None
                     results.append((calls, answers, replicas))
                 except _LOST as exc:
                     results.append((calls, exc, None))
@@ -404,17 +406,27 @@ class _Writer:
         if self.fresh >= CREATE_AGAIN:
             self.create = True
 
-    def _unreplicated(self, before: tuple[int, int], replicas: int) -> None:
-        """The keys a node wrote since ``before`` (written, created) reached fewer replicas than asked
-        within the timeout: they count as failed (the primary holds them; a rerun skips them and
-        WAITs again), and so does every later key of the partition, unsent: the replicas are missing,
-        and waiting out the timeout for every pipeline would only delay the report."""
-        lost = self.written - before[0]
-        self.written, self.created = before
-        self.failed += lost
+    def _replicas(self, reader: Connection) -> int | str:
+        """The answer to WAIT: the replicas that acknowledged, or why the server refused it (an ACL
+        without WAIT, a node that is a replica)."""
+        try:
+            return int(reader.read_response())
+        except redis.ResponseError as exc:
+            return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+    def _unreplicated(self, before: tuple[int, int, int], replicas: int | str) -> None:
+        """The keys a node answered for since ``before`` (written, created, skipped) reached fewer
+        replicas than asked within the timeout: they count as failed, the skipped ones too (a rerun
+        finds keys it wrote before holding the same event time, and only WAIT tells whether the
+        replicas have them now), and so does every later key of the partition, unsent: the replicas
+        are missing, and waiting out the timeout for every pipeline would only delay the report."""
+        self.failed += (self.written - before[0]) + (self.skipped - before[2])
+        self.written, self.created, self.skipped = before
         self.broken = True
-        self.error = self.error or (f"only {replicas} of {self.min_replicas} replica(s) of Redis at {self.address} "
-                                    f"acknowledged the writes within {self.replica_timeout_ms} ms")
+        answer = (f"only {replicas} of {self.min_replicas}" if isinstance(replicas, int)
+                  else f"WAIT for {self.min_replicas} refused ({replicas}):")
+        self.error = self.error or (f"{answer} replica(s) of Redis at {self.address} acknowledged the writes "
+                                    f"within {self.replica_timeout_ms} ms")
 
     def _fail(self, calls: Sequence[_Call], reason: str) -> None:
         self.failed += sum(c.keys for c in calls)
@@ -469,7 +481,7 @@ class _Writer:
                 if isinstance(answers, Exception):  # e.g. NOPERM or BUSY on SCRIPT LOAD
                     self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
                     continue
-                before = (self.written, self.created)
+                before = (self.written, self.created, self.skipped)
                 for call, answer in zip(group, answers):
                     if isinstance(answer, redis.exceptions.AskError) and not self.cluster:  # MOVED too
                         self._fail([call], f"{type(answer).__name__}: the server is a Redis Cluster node; set "
@@ -493,7 +505,7 @@ class _Writer:
                         self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
                     else:
                         self._checked(answer, call)
-                if replicas is not None and replicas < self.min_replicas:
+                if replicas is not None and (isinstance(replicas, str) or replicas < self.min_replicas):
                     self._unreplicated(before, replicas)
             pending = again
             if not pending:

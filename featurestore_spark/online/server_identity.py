@@ -64,13 +64,20 @@ def _read(settings: RedisSettings) -> Identity:
     client = settings.client()
     try:
         if not settings.cluster:
-            return frozenset({(settings.address, client.info("server")["run_id"])})
+            return frozenset({(settings.address, _run_id(client))})
         # Every master must answer: one missing (failing over) means its slots' keys are unconfirmed.
         client.nodes_manager.initialize()
         masters = client.get_primaries()
-        return frozenset((m.name, client.get_redis_connection(m).info("server")["run_id"]) for m in masters)
+        return frozenset((m.name, _run_id(client.get_redis_connection(m))) for m in masters)
     finally:
         client.close()
+
+
+def _run_id(node: redis.Redis) -> str:
+    run_id = node.info("server").get("run_id")
+    if not run_id:  # a Redis-compatible server without one: as blind as a refused INFO
+        raise redis.ResponseError("INFO server has no run_id")
+    return str(run_id)
 
 
 def until_stable(settings: RedisSettings, push: Callable[[bool], T]) -> tuple[T, int, str | None]:
