@@ -178,16 +178,21 @@ def test_two_builds_creating_one_output_the_loser_gets_exit_5(spark, world, tmp_
     """Two builds of the same new output: the loser's write starts before the winner's commit and commits
     after it (its entity rows wait, in the write's job, for the winner to finish). It gets
     ConcurrentWriteError (exit 5, one line) and leaves nothing of its own."""
-    gate, release = tmp_path / "writing", tmp_path / "release"
+    gate, release, claim = tmp_path / "writing", tmp_path / "release", tmp_path / "claimed"
 
     def wait_for_the_winner(_: object) -> bool:  # runs in a Python worker: files are what it shares with us
         import os
         import time
 
-        if os.path.exists(gate):  # the loser's write has begun: let the winner commit first
-            deadline = time.monotonic() + 120
-            while not os.path.exists(release) and time.monotonic() < deadline:
-                time.sleep(0.05)
+        if not os.path.exists(gate):
+            return True
+        try:  # the loser's write has begun: one task (the first to get here) holds it until the winner commits;
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL))  # the others go on, so the winner keeps a task slot
+        except FileExistsError:
+            return True
+        deadline = time.monotonic() + 120
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return True
 
     spark.udf.register("fsspark_test_wait", wait_for_the_winner, "boolean")
