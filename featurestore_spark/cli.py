@@ -17,8 +17,8 @@ failure prints one line (``--debug``: the traceback too). Exit codes: 0 done (or
 Ctrl-C or SIGTERM after its batch); 1 an unexpected error; 2 bad input, an unreachable store, or a
 stream that failed otherwise; 3 some keys failed to reach Redis (rerun; for ingest-stream: run it
 again, it resumes from the checkpoint); 4 a view is stale or behind, as asked by --fail-if-stale /
---fail-if-behind; 5 another writer committed to the same Delta table first, nothing was committed
-(rerun); 130 interrupted, or a stream stopped at once by a second signal. See ``cli_errors``.
+--fail-if-behind; 5 another writer committed to the same Delta table first and this command's commit
+did not happen (rerun); 130 interrupted, or a stream stopped at once by a second signal. See ``cli_errors``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from featurestore_spark import cli_errors
 
 EXIT_CODES = """exit codes: 0 done; 1 unexpected error (--debug shows the traceback); 2 bad input or an unreachable
 store; 3 keys not written to Redis (rerun); 4 stale or behind (freshness); 5 another writer committed
-first, nothing committed (rerun); 130 interrupted"""
+first, this commit did not happen (rerun); 130 interrupted"""
 
 
 def _features(value: str) -> object:

@@ -20,7 +20,7 @@ UNEXPECTED = 1  # a bug: ``--debug`` shows the traceback
 BAD_INPUT = 2  # arguments, request, repo, tables or SQL; an unreachable store; a stream that failed
 PUSH_FAILED = 3  # some keys were not written to Redis: run the same command again
 ALARM = 4  # a view is stale or behind (``freshness --fail-if-stale`` / ``--fail-if-behind``)
-LOST_RACE = 5  # another writer committed to the same Delta table first; nothing was committed: rerun
+LOST_RACE = 5  # another writer committed to the same Delta table first; this commit did not happen: rerun
 INTERRUPTED = 130  # Ctrl-C, or a stream stopped at once by a second signal
 
 
