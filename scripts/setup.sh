@@ -62,17 +62,16 @@ delta_jar="$JARS_DIR/delta-spark_${SPARK_MINOR}_2.13-${DELTA_VERSION}.jar"
 storage_jar="$JARS_DIR/delta-storage-${DELTA_VERSION}.jar"
 if [ ! -f "$delta_jar" ] || [ ! -f "$storage_jar" ]; then
   mkdir -p "$JARS_DIR"
-  if command -v mvn >/dev/null 2>&1; then
-    log "fetching Delta ${DELTA_VERSION} jars with Maven"
-    for art in "io.delta:delta-spark_${SPARK_MINOR}_2.13:${DELTA_VERSION}" "io.delta:delta-storage:${DELTA_VERSION}"; do
-      mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$JARS_DIR" >/dev/null
-    done
-  else
-    log "fetching Delta ${DELTA_VERSION} jars with curl (Maven not found)"
-    base=https://repo1.maven.org/maven2/io/delta
-    curl -fsSL -o "$delta_jar" "$base/delta-spark_${SPARK_MINOR}_2.13/${DELTA_VERSION}/$(basename "$delta_jar")"
-    curl -fsSL -o "$storage_jar" "$base/delta-storage/${DELTA_VERSION}/$(basename "$storage_jar")"
+  if ! command -v mvn >/dev/null 2>&1; then  # jars come through Maven only (checksums, no hard-coded host)
+    log "installing Maven from Debian's packages"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven >/dev/null
   fi
+  log "fetching Delta ${DELTA_VERSION} jars with Maven"
+  for art in "io.delta:delta-spark_${SPARK_MINOR}_2.13:${DELTA_VERSION}" "io.delta:delta-storage:${DELTA_VERSION}"; do
+    mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$JARS_DIR" >/dev/null
+  done
 fi
 log "delta jars ok ($JARS_DIR)"
 
