@@ -80,12 +80,29 @@ def redis_cluster(first_port: int, folder: Path, masters: int = 3, replicas: int
             if all(s == "ok" for s in states):
                 break
             time.sleep(0.1)
+        _wait_replicas_synced(ports, masters * replicas)
         yield ports
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=10)
+
+
+def _wait_replicas_synced(ports: list[int], expected: int, timeout: float = 60.0) -> None:
+    """Until every replica has finished its first sync: a replica that never synced cannot take over
+    from its master (Redis refuses: "Disconnected from master for longer than allowed"), and a test
+    killing a master right after the cluster was made would then see no failover at all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        infos = [redis.Redis(port=p).info("replication") for p in ports]
+        synced = [i for i in infos if i.get("role") == "slave" and i.get("master_link_status") == "up"
+                  and not i.get("master_sync_in_progress")]
+        if len(synced) == expected:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(synced)} of {expected} replicas synced with their masters after {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def make_tls_files(folder: Path) -> dict[str, Path]:

@@ -207,8 +207,6 @@ def test_min_replicas_waits_for_a_replica_and_fails_keys_it_cannot_confirm(spark
         replica.stop()
 
 
-@pytest.mark.skipif(os.environ.get("CI") == "true", reason="failed 2 of 4 runs on a loaded machine, cause not yet "
-                    "found (see the session 9 note); run it locally with pytest -k cluster_master")
 def test_a_cluster_master_killed_mid_push_fails_over_and_every_key_arrives(spark, data, tmp_path):
     """Three masters with a replica each; the master of slot 0 is killed -9 while keys arrive. Its
     replica takes over, possibly without the last writes it had not received: the push sees a new
