@@ -1,7 +1,9 @@
 """Delta tables by path or catalog name: read (optionally at a pinned version), versions, commit metadata.
 
-Also small text files (manifests) through Hadoop's FileSystem, so that they land wherever the
-tables do (local disk, HDFS, S3, ABFS) with the session's credentials.
+Everything goes through Delta's SQL (``DESCRIBE DETAIL``, ``DESCRIBE HISTORY``) and the DataFrame
+reader, never the ``DeltaTable`` Python API: over Spark Connect that API needs Delta's Connect plugin
+on the server, while the SQL runs wherever the Delta extension is loaded. Small text files (manifests,
+commit files) go through ``files``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from pyspark.sql import DataFrame, SparkSession
 
 from featurestore_spark.errors import SourceError, SourceVersionError
+from featurestore_spark.files import files_of, resolve
 
 
 def is_path(location: str) -> bool:
@@ -18,36 +21,53 @@ def is_path(location: str) -> bool:
     return "/" in location or "://" in location
 
 
+def sql_ref(location: str) -> str:
+    """``location`` as SQL names it: delta.`path` (backticks doubled), or the table name as given."""
+    if is_path(location):
+        return "delta.`" + location.replace("`", "``") + "`"
+    return location
+
+
+def _detail(spark: SparkSession, location: str):  # noqa: ANN202 (Row | None)
+    """``DESCRIBE DETAIL`` of the table (its format, location, id), or None when there is no table."""
+    from pyspark.errors import AnalysisException
+
+    if is_path(location) and not files_of(spark).exists(f"{location.rstrip('/')}/_delta_log"):
+        return None  # spares the exception: most paths asked about are plainly not Delta tables
+    if not is_path(location) and not spark.catalog.tableExists(location):
+        return None
+    try:
+        return spark.sql(f"DESCRIBE DETAIL {sql_ref(location)}").first()
+    except AnalysisException:
+        return None
+
+
 def exists(spark: SparkSession, location: str) -> bool:
     """Whether a Delta table (or, for a name, any table) is at ``location``."""
-    from delta.tables import DeltaTable
-
     if is_path(location):
-        return bool(DeltaTable.isDeltaTable(spark, location))
+        return is_delta_table(spark, location)
     return bool(spark.catalog.tableExists(location))
 
 
 def is_delta_table(spark: SparkSession, location: str) -> bool:
     """Whether a Delta table is at ``location`` (a path, or a catalog name)."""
-    from delta.tables import DeltaTable
-    from pyspark.errors import AnalysisException
-
-    if is_path(location):
-        return bool(DeltaTable.isDeltaTable(spark, location))
-    try:
-        DeltaTable.forName(spark, location)
-    except AnalysisException:
-        return False
-    return True
+    detail = _detail(spark, location)
+    return detail is not None and str(detail["format"]).lower() == "delta"
 
 
 def table_path(spark: SparkSession, location: str) -> str:
     """The storage path of a Delta table given by path or by name."""
-    from delta.tables import DeltaTable
-
     if is_path(location):
         return location
-    return str(DeltaTable.forName(spark, location).detail().first()["location"])
+    detail = _detail(spark, location)
+    if detail is None:
+        raise SourceError(f"no table '{location}'")
+    return str(detail["location"])
+
+
+def history(spark: SparkSession, location: str, limit: int | None = None) -> DataFrame:
+    """The table's commits, newest first (``DESCRIBE HISTORY``): version, timestamp, userMetadata, ..."""
+    return spark.sql(f"DESCRIBE HISTORY {sql_ref(location)}" + (f" LIMIT {int(limit)}" if limit else ""))
 
 
 #: Delta's conditions for a version whose log (or checkpoint) is no longer there.
@@ -65,10 +85,8 @@ def read_delta(
         SourceError: nothing readable as Delta is there.
         SourceVersionError: ``version`` is no longer in the table's log.
     """
-    from delta.tables import DeltaTable
-
     try:
-        if is_path(location) and not DeltaTable.isDeltaTable(spark, location):
+        if is_path(location) and not is_delta_table(spark, location):
             raise SourceError(_nothing_at(spark, location, what) or (
                 f"{what}: '{location}' is not a Delta table (no _delta_log there); write it with "
                 "df.write.format('delta') or point the source at the right path"
@@ -97,13 +115,6 @@ def read_delta(
         raise SourceError(f"{what}: cannot read Delta table '{location}': {first}") from exc
 
 
-def delta_table(spark: SparkSession, location: str):  # noqa: ANN201 (delta.tables.DeltaTable)
-    """The ``DeltaTable`` at a path or of a catalog name."""
-    from delta.tables import DeltaTable
-
-    return DeltaTable.forPath(spark, location) if is_path(location) else DeltaTable.forName(spark, location)
-
-
 def latest_version(spark: SparkSession, location: str, *, what: str) -> int:
     """The table's current version (one read of the Delta log, no scan of the data).
 
@@ -114,7 +125,7 @@ def latest_version(spark: SparkSession, location: str, *, what: str) -> int:
         raise SourceError(_nothing_at(spark, location, what) or (
             f"{what}: no Delta table at '{location}'; write it with df.write.format('delta') or point the source "
             "at the right path"))
-    return int(delta_table(spark, location).history(1).select("version").first()["version"])
+    return int(history(spark, location, 1).select("version").first()["version"])
 
 
 def _nothing_at(spark: SparkSession, location: str, what: str) -> str | None:
@@ -132,19 +143,16 @@ def _nothing_at(spark: SparkSession, location: str, what: str) -> str | None:
 
 def path_exists(spark: SparkSession, path: str) -> bool:
     """Whether anything (a file, a folder) is at ``path``, on whatever file system it names."""
-    fs, p = _fs(spark, path)
-    return bool(fs.exists(p))
+    return files_of(spark).exists(path)
 
 
 def entries(spark: SparkSession, path: str) -> list[str]:
     """The names in the folder at ``path`` (files and folders), sorted; the file's own name when ``path``
     is a file; empty when nothing is there."""
-    fs, p = _fs(spark, path)
-    if not fs.exists(p):
-        return []
-    if fs.getFileStatus(p).isFile():
-        return [p.getName()]
-    return sorted(str(status.getPath().getName()) for status in fs.listStatus(p))
+    files = files_of(spark)
+    if files.is_file(path):
+        return [path.rstrip("/").rsplit("/", 1)[-1]]
+    return files.names(path)
 
 
 #: Delta's commit-conflict exceptions (``io.delta.exceptions``): another writer committed first.
@@ -160,14 +168,13 @@ def commit_conflict(exc: BaseException) -> str | None:
     """The name of Delta's commit-conflict exception ``exc`` is, else None.
 
     It arrives as ``delta.exceptions``' Python class once that module is imported, else as a
-    ``Py4JJavaError`` whose text names the Java class; either way the commit did not happen.
+    ``Py4JJavaError`` (classic) or a Spark Connect error whose text names the Java class; either way
+    the commit did not happen.
     """
-    from py4j.protocol import Py4JJavaError
-
     name = type(exc).__name__
     if name in _CONFLICTS and type(exc).__module__.startswith("delta."):
         return name
-    if isinstance(exc, Py4JJavaError):
+    if type(exc).__module__.startswith(("py4j", "pyspark")):
         found = _JAVA_CONFLICT.search(str(exc))
         if found and found.group(1) in _CONFLICTS:
             return found.group(1)
@@ -177,7 +184,21 @@ def commit_conflict(exc: BaseException) -> str | None:
 def table_id(spark: SparkSession, location: str) -> str:
     """The table's Delta id: a table dropped and created again at the same path or name gets a new one
     (its versions start again at 0)."""
-    return str(delta_table(spark, location).detail().select("id").first()[0])
+    detail = _detail(spark, location)
+    if detail is None:
+        raise SourceError(f"no Delta table at '{location}'")
+    return str(detail["id"])
+
+
+def _unreadable() -> tuple[type[BaseException], ...]:
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    # Hadoop's FileNotFoundException (via py4j), pyarrow's (an OSError), a table gone from the catalog.
+    return Py4JError, PySparkException, OSError, SourceError
+
+
+_UNREADABLE = _unreadable()
 
 
 def _commit(spark: SparkSession, root: str, version: int) -> list[dict]:
@@ -193,12 +214,9 @@ def commit_id(spark: SparkSession, location: str, version: int) -> str | None:
     its time). A table dropped and created again at the same place does not repeat it; a table
     replaced in place (``CREATE OR REPLACE``) keeps its log, and so its earlier commits. None where the
     commit file cannot be read (its log cleaned up, or no Delta table there)."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import AnalysisException
-
     try:
         actions = _commit(spark, table_path(spark, location), version)
-    except (Py4JJavaError, AnalysisException):
+    except _UNREADABLE:
         return None
     info = next((a["commitInfo"] for a in actions if "commitInfo" in a), None)
     return None if info is None else str(info.get("txnId") or info.get("timestamp"))
@@ -208,13 +226,11 @@ def adds_rows(spark: SparkSession, location: str, first: int, last: int) -> bool
     """Whether a commit of versions first..last adds rows (an ``add`` with ``dataChange``): appends,
     merges, updates, rewrites by deletes; not OPTIMIZE, property or constraint changes. Read newest
     first, stopping at the first that does; a commit file that cannot be read counts as adding rows."""
-    from py4j.protocol import Py4JJavaError
-
     root = table_path(spark, location)
     for version in range(last, first - 1, -1):
         try:
             actions = _commit(spark, root, version)
-        except Py4JJavaError:
+        except _UNREADABLE:
             return True
         if any("add" in a and a["add"].get("dataChange", True) for a in actions):
             return True
@@ -224,8 +240,7 @@ def adds_rows(spark: SparkSession, location: str, first: int, last: int) -> bool
 def missing_files(spark: SparkSession, df: DataFrame) -> list[str]:
     """Data files a (time-travelled) read needs that are gone, e.g. removed by VACUUM (wherever they
     are: a shallow clone's files live in its source table's folder)."""
-    jvm = spark.sparkContext._jvm
-    return _absent(spark, [jvm.org.apache.hadoop.fs.Path(f) for f in df.inputFiles()])  # type: ignore[union-attr]
+    return _absent(spark, list(df.inputFiles()))
 
 
 def missing_change_files(spark: SparkSession, root: str, first: int, last: int) -> list[str]:
@@ -237,65 +252,40 @@ def missing_change_files(spark: SparkSession, root: str, first: int, last: int) 
         cdc = [a["cdc"]["path"] for a in actions if "cdc" in a]  # always dataChange=false, by the protocol
         needed += cdc or [a[kind]["path"] for a in actions for kind in ("add", "remove")
                           if kind in a and a[kind].get("dataChange", True)]
-    jvm = spark.sparkContext._jvm
-    base = jvm.org.apache.hadoop.fs.Path(root)  # type: ignore[union-attr]
-    # The log's paths are URIs (escaped), relative to the table's folder or absolute.
-    return _absent(spark, [jvm.org.apache.hadoop.fs.Path(base, jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(rel)))  # type: ignore[union-attr]
-                           for rel in needed])
+    return _absent(spark, [resolve(root, rel) for rel in needed])
 
 
 #: Up to this many files are looked up one by one; more, by one listing of each folder that holds them.
 _LOOKUPS = 200
 
 
-def _absent(spark: SparkSession, paths: list) -> list[str]:
-    """Which of ``paths`` (Hadoop ``Path``) do not exist. A few are looked up one by one; many, by
-    listing each folder that holds some of them (not the whole table: its other partitions and its
-    change data can hold far more files)."""
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+def _absent(spark: SparkSession, paths: list[str]) -> list[str]:
+    """Which of ``paths`` do not exist. A few are looked up one by one; many, by listing each folder
+    that holds some of them (not the whole table: its other partitions and its change data can hold
+    far more files)."""
+    files = files_of(spark)
     if len(paths) <= _LOOKUPS:
-        return [str(p) for p in paths if not p.getFileSystem(conf).exists(p)]
-    by_folder: dict[str, list] = {}
+        return [p for p in paths if not files.exists(p)]
+    by_folder: dict[str, list[str]] = {}
     for path in paths:
-        by_folder.setdefault(str(path.getParent()), []).append(path)
+        by_folder.setdefault(path.rstrip("/").rsplit("/", 1)[0], []).append(path)
     gone = []
-    for files in by_folder.values():
-        folder = files[0].getParent()
-        fs = folder.getFileSystem(conf)
-        names = {status.getPath().getName() for status in fs.listStatus(folder)} if fs.exists(folder) else set()
-        gone += [str(f) for f in files if f.getName() not in names]
+    for folder, wanted in by_folder.items():
+        names = set(files.names(folder))
+        gone += [p for p in wanted if p.rstrip("/").rsplit("/", 1)[-1] not in names]
     return gone
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write (replace) a small text file at ``path``."""
-    fs, p = _fs(spark, path)
-    out = fs.create(p, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
+    files_of(spark).write_text(path, text)
 
 
 def read_text(spark: SparkSession, path: str) -> str:
     """Read a small text file."""
-    fs, p = _fs(spark, path)
-    stream = fs.open(p)
-    try:
-        return str(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))  # type: ignore[union-attr]
-    finally:
-        stream.close()
+    return files_of(spark).read_text(path)
 
 
 def list_folder(spark: SparkSession, folder: str) -> list[str]:
     """The files directly in ``folder``, sorted; empty when it does not exist."""
-    fs, path = _fs(spark, folder)
-    if not fs.exists(path):
-        return []
-    return sorted(str(status.getPath()) for status in fs.listStatus(path) if status.isFile())
-
-
-def _fs(spark: SparkSession, path: str):  # noqa: ANN202 (py4j objects)
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[union-attr]
-    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p  # type: ignore[union-attr]
+    return files_of(spark).files(folder)

@@ -13,13 +13,14 @@ append is skipped, the push completes).
 
 from __future__ import annotations
 
+import json
 import logging
-import threading
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from featurestore_spark.delta_io import read_text
 from featurestore_spark.errors import OnlineStoreError, SourceError
 from featurestore_spark.offline.sources import read_view
 from featurestore_spark.online.materialize import latest_of, push
@@ -47,23 +48,21 @@ def ingest_stream(
     features = tuple(f.name for f in view.features)
     read_view(spark, view, features, raw=stream)  # the same column and type checks as every read
     address, location = view.source.address, view.source.location
-    # Delta's txnAppId is the query's id: its checkpoint keeps it across restarts, so a batch run
-    # again is known by (id, batch id); a new checkpoint gets a new id, its batch ids start at 0 again.
-    query_id: list[str] = []
-    started = threading.Event()
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        started.wait()  # the first batch can begin before start() returns the query's id
+        # Runs in the driver, or over Spark Connect in a Python process of the server: it may use only
+        # what it is given (no state shared with the caller, no session but the batch's).
+        session = batch.sparkSession
         now = datetime.now(timezone.utc)
         batch = batch.persist()
         try:
-            writer = batch.write.format("delta").mode("append").option("txnAppId", f"fsspark-{query_id[0]}")
-            writer = writer.option("txnVersion", batch_id)
+            app_id = f"fsspark-{_query_id(session, checkpoint)}"
+            writer = batch.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", batch_id)
             writer.save(address) if view.source.path else writer.saveAsTable(address)
             if settings is not None:
-                rows = read_view(batch.sparkSession, view, features, raw=batch)
+                rows = read_view(session, view, features, raw=batch)
                 rows = latest_of(rows, view, now - view.ttl if view.ttl else None, now)
-                counts = push(batch.sparkSession, repo, view, settings, rows, min_replicas=min_replicas)
+                counts = push(session, repo, view, settings, rows, min_replicas=min_replicas)
                 log.info("feature view '%s', batch %d: %d keys, %d written, %d skipped, %d failed", view.name,
                          batch_id, counts["rows"], counts["written"], counts["skipped"], counts["failed"])
                 if counts["failed"]:
@@ -79,7 +78,11 @@ def ingest_stream(
         writer = writer.trigger(**trigger)
     if query_name:
         writer = writer.queryName(query_name)
-    query = writer.start()
-    query_id.append(str(query.id))
-    started.set()
-    return query
+    return writer.start()
+
+
+def _query_id(spark: SparkSession, checkpoint: str) -> str:
+    """The query's id, as its checkpoint keeps it (``metadata``, written before the first batch): the
+    same across restarts from the checkpoint, new with a new checkpoint. Delta's ``txnAppId`` is made
+    of it, so that a batch run again is known by (id, batch id)."""
+    return str(json.loads(read_text(spark, f"{checkpoint.rstrip('/')}/metadata").splitlines()[0])["id"])

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
+from featurestore_spark.runtime import is_connect
+
 
 def _stderr(line: str) -> None:
     sys.stderr.write(line + "\n")
@@ -26,7 +28,8 @@ class SparkProgress:
     """
 
     def __init__(self, spark: SparkSession, write: Callable[[str], None] = _stderr, every: float = 5.0):
-        self._tracker = spark.sparkContext.statusTracker()
+        # A Spark Connect client has no status tracker: it writes the step lines only.
+        self._tracker = None if is_connect(spark) else spark.sparkContext.statusTracker()
         self._write, self._every = write, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="fsspark-progress", daemon=True)
@@ -44,7 +47,7 @@ class SparkProgress:
         self._thread.join(timeout=self._every)
 
     def _watch(self) -> None:
-        while not self._stop.wait(self._every):
+        while self._tracker is not None and not self._stop.wait(self._every):
             for stage in sorted(self._tracker.getActiveStageIds()):
                 info = self._tracker.getStageInfo(stage)
                 if info is None:

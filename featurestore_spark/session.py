@@ -43,6 +43,9 @@ class Profile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     master: str | None = Field(None, description="Spark master URL; null leaves it to spark-submit.")
+    remote: str | None = Field(
+        None, description="Spark Connect URL (sc://host:port); when set (or $SPARK_REMOTE is), the session is a "
+                          "Connect client and master, jars_dir and static settings belong to the server.")
     jars_dir: str | None = Field(
         None, description="Folder with the Delta jars (relative to the project root); null: spark-submit provides them."
     )
@@ -81,6 +84,9 @@ def build_session(
         >>> spark = build_session("local")  # doctest: +SKIP
     """
     prof = load_profile(profile, conf_dir)
+    remote = os.environ.get("SPARK_REMOTE") or prof.remote
+    if remote:
+        return connect_session(remote, app_name=app_name, conf=extra_conf)
     builder = SparkSession.builder.appName(app_name)
     # Under spark-submit (PYSPARK_GATEWAY_PORT is set) its --master rules, whatever the profile says.
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ
@@ -100,6 +106,31 @@ def build_session(
         elif prof.master:
             check_master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
     return builder.getOrCreate()
+
+
+def connect_session(url: str, *, app_name: str = "featurestore_spark", conf: dict[str, str] | None = None) -> SparkSession:
+    """A Spark Connect client session to ``url`` (``sc://host:port[/;params]``), in UTC.
+
+    The server must load Delta (its ``spark.sql.extensions`` and ``spark.jars``, as ``scripts/connect.sh``
+    starts it); the client sets runtime settings only.
+
+    Raises:
+        ConfigError: nothing accepts a connection at the URL's address within ``MASTER_TIMEOUT_SECONDS``.
+    """
+    address = url.removeprefix("sc://").split("/", 1)[0].split(";", 1)[0]
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "15002")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=MASTER_TIMEOUT_SECONDS):
+            pass
+    except (OSError, ValueError):
+        raise ConfigError(f"the Spark Connect server at sc://{host}:{port} does not answer (no connection within "
+                          f"{MASTER_TIMEOUT_SECONDS} s); start it (scripts/connect.sh start on this machine) or fix "
+                          "the URL ($SPARK_REMOTE or the profile's remote)") from None
+    spark = SparkSession.builder.remote(url).appName(app_name).getOrCreate()
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    for key, value in (conf or {}).items():
+        spark.conf.set(key, value)
+    return spark
 
 
 #: How long the standalone master may take to accept a connection before the session is not built.

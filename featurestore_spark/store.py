@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from featurestore_spark import runtime
 from featurestore_spark.errors import ConfigError, UnknownFeatureViewError
 from featurestore_spark.offline import retrieval
 from featurestore_spark.online.watermarks import default_state_path
@@ -53,7 +54,7 @@ class FeatureStore:
         disk: on a cluster, set it (``catalog=`` or ``$FSSPARK_CATALOG``) to shared storage."""
         if self._catalog:
             return self._catalog
-        if not self.spark.sparkContext.master.startswith("local"):
+        if not runtime.master(self.spark).startswith("local"):
             raise ConfigError(
                 "no training-set catalog set: on a cluster the default (<repo>/data/training_set_catalog, on the "
                 "driver's disk) cannot hold a Delta table; pass FeatureStore(catalog=...), --catalog or set "

@@ -132,9 +132,9 @@ class DeltaRetrievalJob(RetrievalJob):
 
 
 def _is_delta_table(spark: Any, path: str) -> bool:
-    from delta.tables import DeltaTable
+    from featurestore_spark import delta_io
 
-    return DeltaTable.isDeltaTable(spark, path)
+    return delta_io.is_delta_table(spark, path)
 
 
 def _utc(ts: datetime | None) -> datetime | None:

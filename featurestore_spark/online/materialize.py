@@ -13,6 +13,7 @@ from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
 from featurestore_spark.online.redis_push import COUNTS_SCHEMA, PushSpec, push_batches
 from featurestore_spark.online.server_identity import until_stable
 from featurestore_spark.online.settings import RedisSettings
+from featurestore_spark.runtime import default_parallelism
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 
@@ -117,7 +118,7 @@ def push(
         settings=settings,
         min_replicas=min_replicas,
     )
-    parts = writers or spark.sparkContext.defaultParallelism
+    parts = writers or default_parallelism(spark)
 
     def one_pass(resend: bool) -> dict:
         pass_spec = dataclasses.replace(spec, resend=resend)

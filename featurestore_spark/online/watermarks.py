@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from featurestore_spark import delta_io
 from featurestore_spark.specs import RepoSpec
 
 SCHEMA = ("project string, view string, start_ts timestamp, end_ts timestamp, source_version long, "
@@ -58,7 +58,7 @@ def last_watermark(spark: SparkSession, path: str, project: str, view: str, iden
 
 def last_watermarks(spark: SparkSession, path: str, project: str, identities: dict[str, str]) -> dict[str, Watermark]:
     """``last_watermark`` of several views (view -> identity) in one query; views without one are absent."""
-    if not identities or not DeltaTable.isDeltaTable(spark, path):
+    if not identities or not delta_io.is_delta_table(spark, path):
         return {}
     marks = spark.read.format("delta").load(path)
     if "identity" not in marks.columns:  # written before identities were recorded: start afresh

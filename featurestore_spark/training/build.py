@@ -260,10 +260,9 @@ def _counted(spark: SparkSession, table_path: str, version: int, outputs: list[s
 
 
 def _committed_version(spark: SparkSession, location: str, build_id: str) -> int:
-    table = delta_io.delta_table(spark, location)
-    row = table.history(50).where(F.col("userMetadata").contains(build_id)).select("version").first()
+    row = delta_io.history(spark, location, 50).where(F.col("userMetadata").contains(build_id)).select("version").first()
     if row is None:  # fifty other commits since ours: look through the whole history
-        row = table.history().where(F.col("userMetadata").contains(build_id)).select("version").first()
+        row = delta_io.history(spark, location).where(F.col("userMetadata").contains(build_id)).select("version").first()
     if row is None:
         raise FeatureStoreError(f"no commit of '{location}' carries build {build_id} in its metadata")
     return int(row["version"])

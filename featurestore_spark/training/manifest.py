@@ -80,7 +80,7 @@ def load(spark: Any, source: str, version: int | None = None) -> dict[str, Any]:
         raise RequestError(f"'{source}' is neither a manifest .json file nor a Delta training-set table")
     from pyspark.sql import functions as F
 
-    history = delta_io.delta_table(spark, source).history().where(F.col("userMetadata").startswith('{"format"'))
+    history = delta_io.history(spark, source).where(F.col("userMetadata").startswith('{"format"'))
     if version is not None:
         history = history.where(F.col("version") == version)
     row = history.orderBy(F.col("version").desc()).select("version", "userMetadata").first()

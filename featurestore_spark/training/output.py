@@ -96,8 +96,7 @@ def write(spark: SparkSession, df: DataFrame, out: Output, *, metadata: str | No
     Raises:
         ConcurrentWriteError: another writer created or changed the table first; nothing was committed.
     """
-    mode = {"error": "errorifexists", "overwrite": "overwrite", "append": "append"}[out.mode]
-    writer = df.write.format("delta").mode(mode)
+    writer = df.write.format("delta").mode(out.mode)  # "error" is errorifexists (and the name Connect knows)
     if metadata is not None:
         writer = writer.option("userMetadata", metadata)
     if out.mode == "overwrite":

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A Spark Connect server on this machine, with Delta Lake, bound to 127.0.0.1: the server class ships
+# in the pinned pyspark's jars; the Delta jars come from .cache/jars (scripts/setup.sh). Its Spark runs
+# local[2] by default; its Python workers (mapInArrow, foreachBatch) use the project's virtualenv.
+# Log and pid live in .cache/connect/.
+#
+# Usage: scripts/connect.sh start|stop|status
+#   FSSPARK_CONNECT_PORT     gRPC port (default 15002); clients use sc://127.0.0.1:<port>
+#   FSSPARK_CONNECT_MASTER   the server's Spark master (default local[2])
+#   FSSPARK_CONNECT_MEMORY   the server's driver memory (default 4g)
+# Idempotent: start leaves a running server alone; stop ends only the process it started, by pid.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR="$PWD/.cache/connect"
+PORT=${FSSPARK_CONNECT_PORT:-15002}
+SPARK_HOME=$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+JARS=$(ls "$PWD"/.cache/jars/delta-*.jar | paste -sd, -)
+export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PWD/.venv/bin/python"
+
+running() { [ -f "$DIR/server.pid" ] && kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; }
+
+case "${1:-}" in
+  start)
+    mkdir -p "$DIR"
+    if running; then echo "[connect] already running (pid $(cat "$DIR/server.pid"))"; exit 0; fi
+    : >"$DIR/server.log"
+    nohup "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \
+      --master "${FSSPARK_CONNECT_MASTER:-local[2]}" --driver-memory "${FSSPARK_CONNECT_MEMORY:-4g}" \
+      --jars "$JARS" \
+      --conf spark.connect.grpc.binding.address=127.0.0.1 --conf spark.connect.grpc.binding.port="$PORT" \
+      --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension \
+      --conf spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog \
+      --conf spark.sql.session.timeZone=UTC \
+      --conf spark.driver.extraJavaOptions=-Duser.timezone=UTC \
+      --conf spark.sql.shuffle.partitions=8 --conf spark.ui.enabled=false \
+      --conf spark.databricks.delta.snapshotPartitions=4 \
+      --conf spark.sql.warehouse.dir="$DIR/warehouse" \
+      spark-internal >"$DIR/server.log" 2>&1 &
+    echo $! >"$DIR/server.pid"
+    for _ in $(seq 240); do
+      if grep -q "Spark Connect server started" "$DIR/server.log" 2>/dev/null; then
+        echo "[connect] up: sc://127.0.0.1:$PORT (pid $(cat "$DIR/server.pid"))"; exit 0
+      fi
+      running || break
+      sleep 0.5
+    done
+    echo "[connect] ERROR: the server did not start; its log:" >&2; tail -30 "$DIR/server.log" >&2; exit 1
+    ;;
+  stop)
+    if running; then
+      pid=$(cat "$DIR/server.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+      echo "[connect] stopped"
+    fi
+    rm -f "$DIR/server.pid"
+    ;;
+  status)
+    if running; then echo "connect server: running (pid $(cat "$DIR/server.pid")), sc://127.0.0.1:$PORT"
+    else echo "connect server: stopped"; fi
+    ;;
+  *)
+    echo "usage: scripts/connect.sh start|stop|status" >&2; exit 2 ;;
+esac

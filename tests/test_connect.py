@@ -1,0 +1,142 @@
+"""The engine over Spark Connect (``scripts/connect.sh``: a server with Delta on 127.0.0.1), against the
+same calls on the tests' classic session.
+
+The client runs in a process of its own (``tests/connect_client.py``): a Connect session turns
+PySpark's functions to Connect mode process-wide. Results must equal the classic session's: tables row
+for row, Redis hashes byte for byte, reports and freshness lines as equal values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import redis
+from pyspark.sql import functions as F
+
+from featurestore_spark import FeatureStore
+from featurestore_spark.demo_data import write_demo_data
+from tests.connect_client import END, NOW, START
+from tests.redis_servers import PORT_BASE, redis_server
+
+pytestmark = pytest.mark.connect
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT = int(os.environ.get("FSSPARK_CONNECT_PORT", "15002"))
+URL = f"sc://127.0.0.1:{PORT}"
+REDIS = PORT_BASE + 150
+
+
+@pytest.fixture(scope="module")
+def connect_server():
+    """The server of ``scripts/connect.sh``, started for this module unless it was running already."""
+    status = subprocess.run(["bash", "scripts/connect.sh", "status"], cwd=ROOT, capture_output=True, text=True)
+    started = "running" not in status.stdout
+    if started:
+        subprocess.run(["bash", "scripts/connect.sh", "start"], cwd=ROOT, check=True, capture_output=True)
+    yield URL
+    if started:
+        subprocess.run(["bash", "scripts/connect.sh", "stop"], cwd=ROOT, check=True, capture_output=True)
+
+
+def repo_copy(folder: Path, db: int, view_path: Path | None = None) -> Path:
+    """The example repo on this module's Redis, database ``db``; ``view_path`` moves the source of
+    driver_hourly_stats (the view the stream feeds)."""
+    shutil.copytree(ROOT / "feature_repo", folder, ignore=shutil.ignore_patterns("data", "*.db"))
+    yaml = folder / "feature_store.yaml"
+    yaml.write_text(re.sub(r'connection_string: "[^"]*"', f'connection_string: "127.0.0.1:{REDIS},db={db}"',
+                           yaml.read_text()))
+    if view_path is not None:
+        defs = folder / "features.py"
+        defs.write_text(defs.read_text().replace('path=str(DATA / "driver_hourly_stats")', f'path="{view_path}"'))
+    return folder
+
+
+def hashes(db: int) -> dict:
+    client = redis.Redis(port=REDIS, db=db)
+    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+
+
+def recent(rows):
+    """The last 12 hours of rows, moved to end an hour ago: a stream pushes what is within the view's
+    ttl (1 day) of the batch's time."""
+    # Micros: PySpark hands a timestamp back in the local time zone, which need not be UTC.
+    newest_us = rows.agg(F.max(F.unix_micros("event_timestamp"))).first()[0]
+    newest = datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=newest_us)
+    shift = F.expr(f"INTERVAL {int((datetime.now(timezone.utc) - timedelta(hours=1) - newest).total_seconds())} SECONDS")
+    return (rows.where(F.col("event_timestamp") >= F.lit(newest - timedelta(hours=12)))
+            .withColumn("event_timestamp", F.col("event_timestamp") + shift)
+            .withColumn("created", F.col("created") + shift))
+
+
+def same_rows(spark, a, b) -> bool:
+    return a.columns == b.columns and a.exceptAll(b).count() == 0 and b.exceptAll(a).count() == 0
+
+
+def test_every_capability_over_connect_equals_a_classic_session(spark, connect_server, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
+    write_demo_data(spark, str(data), rows=2000, entity_rows_count=1000, n_entities=100)
+    inbox, target = tmp_path / "inbox", tmp_path / "stream_target"
+    source = recent(spark.read.format("delta").load(str(data / "driver_hourly_stats")))
+    source.write.parquet(str(inbox))
+    source.limit(0).write.format("delta").save(str(target))
+
+    with redis_server(REDIS, tmp_path / "redis"):
+        repo_copy(tmp_path / "repo_connect", db=1)
+        repo_copy(tmp_path / "repo_connect_incremental", db=3)
+        repo_copy(tmp_path / "repo_stream", db=5, view_path=target)
+        client = subprocess.run([sys.executable, str(ROOT / "tests" / "connect_client.py"), connect_server, str(tmp_path)],
+                                cwd=ROOT, env={**os.environ, "FSSPARK_DATA_DIR": str(data)},
+                                capture_output=True, text=True, timeout=900)
+        assert client.returncode == 0, client.stderr[-4000:]
+        got = json.loads((tmp_path / "results.json").read_text())
+
+        # The same calls on the classic session.
+        store = FeatureStore(repo_copy(tmp_path / "repo_classic", db=2), spark=spark,
+                             catalog=str(tmp_path / "catalog_classic"), state_path=str(tmp_path / "watermarks_classic"))
+        expected = store.get_historical_features(str(data / "entities"), "ride_ranking")
+        assert same_rows(spark, spark.read.format("delta").load(str(tmp_path / "historical")), expected)
+        assert got["explain"] == store.explain_historical_features(str(data / "entities"), "ride_ranking")
+
+        built = spark.read.format("delta").load(str(tmp_path / "training_set"))
+        assert same_rows(spark, built, expected)
+        assert same_rows(spark, spark.read.format("delta").load(str(tmp_path / "reproduced")), built)
+        classic = store.create_training_set({"name": "ride_ranking", "entities": {"delta": str(data / "entities")},
+                                             "features": "ride_ranking", "output": {"path": str(tmp_path / "ts_classic")}})
+        assert got["built"] == {"version": 0, "rows_out": classic.manifest["rows_out"],
+                                "null_counts": classic.manifest["null_counts"]}
+        manifests = list((tmp_path / "training_set" / "_fsspark").glob("manifest-v*.json"))
+        assert [json.loads(m.read_text())["rows_out"] for m in manifests] == [classic.manifest["rows_out"]]
+        assert got["reproduced_version"] == 0 and got["catalog_builds"] == 2  # the build and its rebuild
+        assert got["second_build_error"] == "OutputExistsError"
+        assert "nothing_here" in got["missing_manifest_error"]
+
+        reports = store.materialize(START, END)
+        assert got["materialize"] == [[r.view, r.rows, r.written, r.skipped, r.failed] for r in reports]
+        assert len(hashes(1)) > 0 and hashes(1) == hashes(2)  # byte for byte
+        incremental = FeatureStore(repo_copy(tmp_path / "repo_classic_incremental", db=4), spark=spark,
+                                   state_path=str(tmp_path / "watermarks_classic")).materialize_incremental(END)
+        assert got["incremental"] == [[r.view, r.rows, r.written, r.failed] for r in incremental]
+        assert hashes(3) == hashes(4)
+        assert got["freshness"] == [f.summary() for f in store.freshness(now=NOW)]
+
+        assert got["stream_rows"] == source.count()
+        now = datetime.now(timezone.utc)
+        FeatureStore(repo_copy(tmp_path / "repo_stream_classic", db=6, view_path=target), spark=spark).materialize(
+            now - timedelta(days=1), now, ["driver_hourly_stats"])
+        assert len(hashes(5)) > 0 and hashes(5) == hashes(6)
+
+
+def test_a_connect_server_that_is_not_there_is_named(tmp_path):
+    probe = "from featurestore_spark.session import connect_session; connect_session('sc://127.0.0.1:1')"
+    run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "the Spark Connect server at sc://127.0.0.1:1 does not answer" in run.stderr
