@@ -140,3 +140,23 @@ def test_a_connect_server_that_is_not_there_is_named(tmp_path):
     run = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "the Spark Connect server at sc://127.0.0.1:1 does not answer" in run.stderr
+
+
+def test_the_notebook_runs_over_connect(spark, connect_server, tmp_path, monkeypatch):
+    """notebooks/training_set.ipynb with $SPARK_REMOTE set: its build_session call gives a Connect
+    client, and every cell (example data, build, manifest, rebuild) runs through the server."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / "training_set.ipynb", as_version=4)
+    monkeypatch.setenv("FSSPARK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SPARK_REMOTE", connect_server)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "identical rows: True" in text
+    written = spark.read.format("delta").load(str(tmp_path / "training_sets" / "ride_ranking_notebook"))
+    manifest = json.loads(next((tmp_path / "training_sets" / "ride_ranking_notebook" / "_fsspark").glob("*.json")).read_text())
+    assert manifest["rows_out"] == written.count() == 2000
+    assert manifest["null_counts"]["conv_rate"] == written.where("conv_rate IS NULL").count()
+    assert f"training set ride_ranking_notebook: {written.count():,} rows in " in text
