@@ -169,7 +169,7 @@ def _jar_conf(prof: Profile) -> dict[str, str]:
 
 
 def check_utc(spark: SparkSession) -> None:
-    """Fail unless the session reads timestamps in UTC (SEMANTICS.md section 1).
+    """Fail unless the session reads timestamps in UTC (docs/semantics.md section 1.5).
 
     A ``timestamp_ntz`` column is read as an instant in the session's time zone: in any other zone
     than UTC its rows would shift against the others by the zone's offset, and a feature row up to that

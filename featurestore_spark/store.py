@@ -73,7 +73,7 @@ class FeatureStore:
         full_feature_names: bool = False,
         filter_by_created_timestamp: bool = False,
     ) -> DataFrame:
-        """Point-in-time-correct features for every entity row (SEMANTICS.md section 1).
+        """Point-in-time-correct features for every entity row (docs/semantics.md section 1).
 
         Args:
             entity_df: pyspark or pandas DataFrame, SQL query, or Delta path / table name, with the
@@ -122,7 +122,7 @@ class FeatureStore:
     def materialize_incremental(
         self, end_date: datetime, feature_views: list[str] | None = None, *, min_replicas: int = 0,
     ) -> list:
-        """Push what changed since each view's last incremental run, up to end_date (SEMANTICS.md 3).
+        """Push what changed since each view's last incremental run, up to end_date (docs/semantics.md section 3.3).
 
         Rows appended to Delta late, with old event timestamps, are found through the Delta change
         data feed (``delta.enableChangeDataFeed``); without it the view's whole ttl window is pushed

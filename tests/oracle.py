@@ -1,4 +1,4 @@
-"""A brute-force pandas reference of SEMANTICS.md section 1 (the point-in-time join).
+"""A brute-force pandas reference of docs/semantics.md section 1 (the point-in-time join).
 
 Written to be obviously right, not fast: for every entity row and every view, scan all the
 view's rows. The engine is tested against it.

@@ -1,6 +1,6 @@
 """The engine against Feast 0.67's own SparkOfflineStore on the example repo.
 
-Same answers on the example data; the Feast defects SEMANTICS.md lists each get a test that
+Same answers on the example data; the Feast defects docs/semantics.md lists (section 1.9) each get a test that
 shows Feast's behaviour next to the engine's (its Spark store's, and its file store's, Dask).
 """
 

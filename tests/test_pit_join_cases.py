@@ -1,4 +1,4 @@
-"""Readable cases of SEMANTICS.md section 1, each next to the rule it checks."""
+"""Readable cases of docs/semantics.md section 1, each next to the rule it checks."""
 
 from __future__ import annotations
 

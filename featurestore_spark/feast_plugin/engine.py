@@ -2,7 +2,7 @@
 
 ``batch_engine: featurestore_spark.feast_plugin.RedisPushEngine`` in feature_store.yaml. For each
 view Feast asks for, the latest row per entity key with start <= ts <= end is pushed from the
-executors with the atomic newer-wins script (SEMANTICS.md sections 2 and 3). Feast's
+executors with the atomic newer-wins script (docs/semantics.md sections 2 and 3). Feast's
 ``materialize`` and ``materialize_incremental`` then record the interval in Feast's registry
 (``registry.apply_materialization``), as with any engine whose ``applies_materialization`` is False.
 """

@@ -175,7 +175,7 @@ class DeltaOfflineStore(OfflineStore):
         filter_by_created_timestamp: bool = False,
         **kwargs: Any,
     ) -> DeltaRetrievalJob:
-        """The engine's point-in-time join (SEMANTICS.md section 1) for Feast's request.
+        """The engine's point-in-time join (docs/semantics.md section 1) for Feast's request.
 
         Names, sources and columns are checked and the join's statistics gathered here; the join
         itself runs when the job's result is asked for.

@@ -1,4 +1,4 @@
-"""The point-in-time join, as a windowed range join (SEMANTICS.md section 1).
+"""The point-in-time join, as a windowed range join (docs/semantics.md section 1).
 
 For each set of join keys, time is cut into buckets of width W. Every entity row, every
 candidate feature row and one *carry-in* row per (key, bucket) of the entity side go into

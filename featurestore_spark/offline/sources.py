@@ -31,7 +31,7 @@ def key_col(i: int) -> str:
 
 
 def ranking(features: tuple[str, ...]) -> Column:
-    """The struct whose ``max`` is the winning row (SEMANTICS.md 1.3): event time, then created time
+    """The struct whose ``max`` is the winning row (docs/semantics.md section 1.3): event time, then created time
     (null lowest), then the tie hash; the features ride along in a nested struct ``f`` (so a feature
     may be called ``ts`` or ``c``). Used by the join and by materialization."""
     return F.struct(

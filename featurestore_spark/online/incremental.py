@@ -14,7 +14,7 @@ Without a change data feed for those versions (``delta.enableChangeDataFeed`` of
 later) the run pushes the whole window ``[floor, end]`` of snapshot V instead: correct (newer-wins
 makes re-pushing safe), but it reads the whole window; the report's ``source`` says so.
 
-The first run (no watermark) pushes ``[end - ttl, end]`` (unlimited ttl: 52 weeks, as SEMANTICS.md 3).
+The first run (no watermark) pushes ``[end - ttl, end]`` (unlimited ttl: 52 weeks, as docs/semantics.md section 3.3).
 On success the run appends a watermark (end, V) and, when the repo's Feast registry holds the
 view, records the interval there too (``feast`` then sees it as materialized).
 """

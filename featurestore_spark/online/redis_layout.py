@@ -1,4 +1,4 @@
-"""Feast's Redis byte layout (SEMANTICS.md section 2), as pure, vectorised functions.
+"""Feast's Redis byte layout (docs/semantics.md section 2), as pure, vectorised functions.
 
 Keys, Timestamps and values are built for whole Arrow columns at once and returned as Arrow
 binary arrays: fixed-width values and varints through a (rows x width) byte matrix of which each
