@@ -24,12 +24,16 @@ did not happen (rerun); 130 interrupted, or a stream stopped at once by a second
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import re
 import sys
 import time
 from datetime import datetime, timezone
 
 from featurestore_spark import cli_errors
+from featurestore_spark.errors import ConfigError
+from featurestore_spark.log_levels import LOG_LEVELS, log_level, python_level
 
 EXIT_CODES = """exit codes: 0 done; 1 unexpected error (--debug shows the traceback); 2 bad input or an unreachable
 store; 3 keys not written to Redis (rerun); 4 stale or behind (freshness); 5 another writer committed
@@ -91,17 +95,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _check(parser, args)
+    _logging(args.log_level)
     return cli_errors.run(lambda: _run(args), debug=args.debug, prog="fsspark")
+
+
+def _logging(level: str | None) -> None:
+    """Spark's console level (through ``$FSSPARK_LOG_LEVEL``, which ``build_session`` reads) and this
+    library's log lines (the join plan, push repairs) at the same level, on stderr."""
+    if level:
+        os.environ["FSSPARK_LOG_LEVEL"] = level
+    try:
+        spark_level = log_level()
+    except ConfigError as exc:  # a bad $FSSPARK_LOG_LEVEL: one line and exit 2, as for any bad setting
+        print(f"fsspark: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(level=python_level(spark_level), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("featurestore_spark")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos",
                                      epilog=EXIT_CODES)
     parser.add_argument("--repo", default="feature_repo", help="Feast repo folder (default: feature_repo)")
-    parser.add_argument("--profile", default="local", help="Spark profile in conf/ (default: local)")
+    parser.add_argument("--profile", default="local", help="Spark profile: local (default), cluster, connect, or one in $FSSPARK_CONF_DIR")
     parser.add_argument("--catalog", help="training-set catalog, a Delta table (default: $FSSPARK_CATALOG or "
                         "<repo>/data/training_set_catalog)")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
+                        help="Spark's and this library's console log level (default: $FSSPARK_LOG_LEVEL or WARN)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("historical", "build a point-in-time-correct training set and write it to Delta"),

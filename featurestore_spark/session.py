@@ -1,4 +1,5 @@
-"""Build a SparkSession with Delta Lake and UTC, from a profile in ``conf/``.
+"""Build a SparkSession with Delta Lake and UTC, from a profile (``profiles/`` in this package, or
+``$FSSPARK_CONF_DIR``).
 
 Only entry points (jobs, CLI, and ``FeatureStore`` when given no session) call this;
 library code takes the session as a parameter.
@@ -11,21 +12,28 @@ import re
 import socket
 import sys
 from datetime import datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pyspark
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from featurestore_spark.errors import ConfigError
+from featurestore_spark.log_levels import log_level
 
+#: The source checkout this package runs from, when it does (an editable install); the profiles ship
+#: inside the package, so that a wheel finds them too.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROFILES = Path(__file__).resolve().parent / "profiles"
 
 #: Delta artifact coordinates matching the pinned delta-spark / pyspark (see scripts/setup.sh).
-DELTA_VERSION = "4.4.0"
-DELTA_PACKAGES = (f"io.delta:delta-spark_4.2_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}")
+DELTA_VERSION = version("delta-spark")  # the pinned Python package; its JVM jars carry the same number
+SPARK_MINOR = ".".join(pyspark.__version__.split(".")[:2])
+DELTA_PACKAGES = (f"io.delta:delta-spark_{SPARK_MINOR}_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}")
 
 _ALWAYS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -38,7 +46,7 @@ _ALWAYS = {
 
 
 class Profile(BaseModel):
-    """A Spark profile file (``conf/<name>.yaml``). Unknown keys are errors."""
+    """A Spark profile file (``<name>.yaml``). Unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,14 +55,16 @@ class Profile(BaseModel):
         None, description="Spark Connect URL (sc://host:port); when set (or $SPARK_REMOTE is), the session is a "
                           "Connect client and master, jars_dir and static settings belong to the server.")
     jars_dir: str | None = Field(
-        None, description="Folder with the Delta jars (relative to the project root); null: spark-submit provides them."
+        None, description="Folder with the Delta jars; a relative one is looked for in the source checkout, then the "
+                          "current folder; $FSSPARK_JARS_DIR wins. null: spark-submit provides them."
     )
     spark_conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
 
 
 def load_profile(name: str = "local", conf_dir: str | Path | None = None) -> Profile:
-    """Read ``<conf_dir>/<name>.yaml`` (conf_dir: argument, else $FSSPARK_CONF_DIR, else the project's conf/)."""
-    folder = Path(conf_dir or os.environ.get("FSSPARK_CONF_DIR") or PROJECT_ROOT / "conf")
+    """Read ``<conf_dir>/<name>.yaml`` (conf_dir: argument, else $FSSPARK_CONF_DIR, else the profiles that
+    ship in this package: local, cluster, connect)."""
+    folder = Path(conf_dir or os.environ.get("FSSPARK_CONF_DIR") or PROFILES)
     file = folder / f"{name}.yaml"
     if not file.is_file():
         known = sorted(p.stem for p in folder.glob("*.yaml"))
@@ -75,9 +85,9 @@ def build_session(
     """Get or create a SparkSession configured for Delta Lake and UTC.
 
     Args:
-        profile: name of a profile in ``conf/`` ("local" or "cluster").
+        profile: name of a profile ("local", "cluster", "connect", or one in ``conf_dir``).
         app_name: Spark application name.
-        conf_dir: folder of profile files (default: $FSSPARK_CONF_DIR or the project's conf/).
+        conf_dir: folder of profile files (default: $FSSPARK_CONF_DIR or this package's profiles).
         extra_conf: settings applied last, over the profile.
 
     Example:
@@ -105,7 +115,31 @@ def build_session(
             check_master(SparkConf().get("spark.master", ""))
         elif prof.master:
             check_master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
-    return builder.getOrCreate()
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(log_level())
+    check_delta_classes(spark)
+    return spark
+
+
+def check_delta_classes(spark: SparkSession) -> None:
+    """Fail, naming the fix, when Delta Lake's classes are not on the driver's classpath: Spark only logs
+    a warning then, and the first Delta read fails deep in a stack trace. Under spark-submit the jars
+    must come from its own --packages or --jars (a session's spark.jars reaches a JVM already started
+    only as files for the executors).
+
+    Raises:
+        ConfigError: the Delta session extension cannot be loaded.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        loader = spark.sparkContext._jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()  # type: ignore[union-attr]
+        loader.loadClass(_ALWAYS["spark.sql.extensions"])
+    except Py4JJavaError:
+        raise ConfigError(
+            "Delta Lake's classes are not on the Spark driver's classpath; pass the Delta jars to spark-submit: "
+            f"--packages {','.join(DELTA_PACKAGES)} (or --jars with the two jars, which scripts/setup.sh caches in "
+            ".cache/jars)") from None
 
 
 def connect_session(url: str, *, app_name: str = "featurestore_spark", conf: dict[str, str] | None = None) -> SparkSession:
@@ -160,10 +194,11 @@ def check_master(url: str) -> None:
 def _jar_conf(prof: Profile) -> dict[str, str]:
     if prof.jars_dir is None:
         return {}
-    folder = Path(os.environ.get("FSSPARK_JARS_DIR") or PROJECT_ROOT / prof.jars_dir)
-    jars = sorted(folder.glob("delta-*.jar")) if folder.is_dir() else []
-    if jars:
-        return {"spark.jars": ",".join(str(j) for j in jars)}
+    given = os.environ.get("FSSPARK_JARS_DIR") or prof.jars_dir
+    for folder in [Path(given)] if Path(given).is_absolute() else [PROJECT_ROOT / given, Path.cwd() / given]:
+        jars = sorted(folder.glob("delta-*.jar")) if folder.is_dir() else []
+        if jars:
+            return {"spark.jars": ",".join(str(j) for j in jars)}
     # No cached jars (setup not run): let Spark resolve them through Ivy, which needs Maven Central.
     return {"spark.jars.packages": ",".join(DELTA_PACKAGES)}
 

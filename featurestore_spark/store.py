@@ -25,7 +25,7 @@ class FeatureStore:
     Args:
         repo_path: folder with ``feature_store.yaml`` and the Feast definitions.
         spark: the session to use; when None, one is built from ``profile``.
-        profile: Spark profile in ``conf/`` used when ``spark`` is None.
+        profile: Spark profile (``build_session``) used when ``spark`` is None.
         catalog: Delta table (path or name) listing the training sets built; default
             ``$FSSPARK_CATALOG``, else ``<repo_path>/data/training_set_catalog``.
 

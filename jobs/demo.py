@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--rows", type=count_at_least(1), default=100_000, help="rows per feature table and entity rows")
     parser.add_argument("--entities", type=count_at_least(1), default=10_000, help="distinct drivers and customers")
     parser.add_argument("--repo", default="feature_repo", help="the Feast repo")
-    parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--profile", default="local", help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
     return cli_errors.run(lambda: demo(args), debug=args.debug, prog="demo")

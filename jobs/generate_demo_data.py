@@ -17,7 +17,7 @@ def main() -> int:
     parser.add_argument("--entity-rows", type=count_at_least(1), default=None, help="entity rows (default: --rows)")
     parser.add_argument("--entities", type=count_at_least(1), default=10_000, help="distinct drivers and customers")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--profile", default="local", help="Spark profile in conf/")
+    parser.add_argument("--profile", default="local", help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
     return cli_errors.run(lambda: generate(args), debug=args.debug, prog="generate_demo_data")

@@ -11,4 +11,5 @@ source scripts/redis.sh
 redis_start
 JARS=$(ls .cache/jars/*.jar | paste -sd, -)
 .venv/bin/spark-submit --master "local[*]" --jars "$JARS" --conf spark.ui.showConsoleProgress=false \
+  --driver-java-options "-Duser.timezone=UTC -Dlog4j2.configurationFile=file:$PWD/scripts/log4j2-warn.properties" \
   jobs/demo.py "$@"

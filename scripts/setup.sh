@@ -10,8 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-DELTA_VERSION=4.4.0          # keep equal to delta-spark in requirements.lock.txt
-SPARK_MINOR=4.2              # keep equal to pyspark's major.minor in requirements.lock.txt
 JARS_DIR="$ROOT/.cache/jars"
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -57,7 +55,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 log "python packages ok"
 
-# 3. Delta jars (Maven Central once, then the local cache)
+# 3. Delta jars (Maven Central once, then the local cache), of the versions the package pins
+read -r DELTA_VERSION SPARK_MINOR < <(.venv/bin/python -c 'from featurestore_spark.session import DELTA_VERSION, SPARK_MINOR; print(DELTA_VERSION, SPARK_MINOR)')
 delta_jar="$JARS_DIR/delta-spark_${SPARK_MINOR}_2.13-${DELTA_VERSION}.jar"
 storage_jar="$JARS_DIR/delta-storage-${DELTA_VERSION}.jar"
 if [ ! -f "$delta_jar" ] || [ ! -f "$storage_jar" ]; then

@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
-source scripts/redis.sh
-redis_start
-trap redis_stop EXIT
+# The tests start their own Redis servers on ports from $FSSPARK_TEST_PORT_BASE (default 7100) and
+# never touch one they did not start (a developer's Redis on 6379 stays as it is).
 .venv/bin/python -m pytest "$@"

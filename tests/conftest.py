@@ -8,6 +8,12 @@ import tempfile
 import pytest
 
 from featurestore_spark.session import build_session
+from tests.redis_servers import PORT_BASE, redis_server
+
+#: The Redis most tests share, started by this run (never one already running, e.g. on 6379). The
+#: test modules read the port from the environment when they are imported, after this module.
+MAIN_REDIS_PORT = PORT_BASE + 1
+os.environ["FSSPARK_REDIS_PORT"] = str(MAIN_REDIS_PORT)
 
 TEST_CONF = {
     "spark.sql.shuffle.partitions": "4",
@@ -30,6 +36,12 @@ def _spark_session():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def main_redis(tmp_path_factory):
+    with redis_server(MAIN_REDIS_PORT, tmp_path_factory.mktemp("redis-main")) as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ def _wait(port: int, **kwargs) -> None:
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
+def _refuse_taken(port: int) -> None:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return
+    raise RuntimeError(f"something already listens on 127.0.0.1:{port}; the tests start their own Redis servers "
+                       "there: stop it, or move the tests' ports with FSSPARK_TEST_PORT_BASE")
+
+
 def wait_for_keys(client: redis.Redis, count: int) -> None:
     """Wait (up to 10 s) until the server holds ``count`` keys."""
     for _ in range(1000):
@@ -42,7 +52,9 @@ def wait_for_keys(client: redis.Redis, count: int) -> None:
 
 @contextmanager
 def redis_server(port: int, folder: Path, *args: str, tls: bool = False, **ping):
-    """A redis-server on 127.0.0.1:port; extra ``args`` are redis-server options."""
+    """A redis-server on 127.0.0.1:port; extra ``args`` are redis-server options. Refuses a port where
+    a server already answers: a test never writes to (or flushes) a server it did not start."""
+    _refuse_taken(port)
     folder.mkdir(parents=True, exist_ok=True)
     where = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
     cmd = ["redis-server", *where, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),

@@ -46,12 +46,14 @@ def cluster():
         subprocess.run(["bash", "scripts/cluster.sh", "stop"], cwd=ROOT, check=True, capture_output=True)
 
 
-def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int = 600) -> subprocess.CompletedProcess:
-    """``spark-submit`` of ``jobs/<job>`` to ``master``, with the cached Delta jars and small shuffles."""
-    jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar")))
+def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int = 600,
+           jars: bool = True) -> subprocess.CompletedProcess:
+    """``spark-submit`` of ``jobs/<job>`` to ``master``, with the cached Delta jars (unless ``jars`` is
+    False) and small shuffles."""
+    jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar"))) if jars else ""
     conf = {"spark.sql.shuffle.partitions": "4", "spark.executor.memory": "1g", "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false", "spark.databricks.delta.snapshotPartitions": "2"}
-    cmd = [str(BIN / "spark-submit"), "--master", master, "--jars", jars,
+    cmd = [str(BIN / "spark-submit"), "--master", master, *(["--jars", jars] if jars else []),
            *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / job), *args]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -106,6 +108,65 @@ def test_the_demo_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path,
         assert len(pushed) > 0 and pushed == hashes(2)  # byte for byte
 
 
+
+def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, monkeypatch):
+    """The training-set request, its reproduction, materialize, materialize-incremental and an
+    available-now stream, each a spark-submit to the cluster, against the same calls in this process."""
+    from featurestore_spark.demo_data import write_demo_data
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
+    write_demo_data(spark, str(data), rows=2000, entity_rows_count=1000, n_entities=100)
+    inbox, target = tmp_path / "inbox", tmp_path / "stream_target"
+    rows = spark.read.format("delta").load(str(data / "driver_hourly_stats"))
+    rows.write.parquet(str(inbox))
+    rows.limit(0).write.format("delta").save(str(target))
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "FSSPARK_DATA_DIR": str(data), "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    start, end = (DEFAULT_START - timedelta(days=1)).isoformat(), (DEFAULT_START + timedelta(days=31)).isoformat()
+    request = tmp_path / "request.yaml"
+    request.write_text(f"name: ride_ranking\nentities:\n  delta: {data}/entities\nfeatures: ride_ranking\n"
+                       f"output:\n  path: {tmp_path}/training_set\n")
+
+    def run(job: str, *args: str) -> str:
+        done = submit(job, *args, "--profile", "cluster", env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        app_id = re.search(r"app-\d{14}-\d{4}", done.stdout + done.stderr).group(0)
+        assert sum(executor_tasks(app_id).values()) > 0  # the workers' executors ran its tasks
+        return done.stdout
+
+    with redis_server(REDIS, tmp_path / "redis"):
+        on_cluster = repo_copy(tmp_path / "repo_cluster", db=3)
+        catalog = str(tmp_path / "catalog")
+        run("generate_training_set.py", "--request", str(request), "--repo", str(on_cluster), "--catalog", catalog)
+        run("generate_training_set.py", "--reproduce", f"{tmp_path}/training_set", "--out", f"{tmp_path}/again",
+            "--repo", str(on_cluster), "--catalog", catalog)
+        run("materialize.py", "--start", start, "--end", end, "--repo", str(on_cluster))
+        incremental = repo_copy(tmp_path / "repo_cluster_incremental", db=5)
+        run("materialize.py", "--incremental", "--end", end, "--repo", str(incremental), "--state-path",
+            str(tmp_path / "marks_cluster"))
+        streamed = repo_copy(tmp_path / "repo_cluster_stream", db=7)
+        defs = streamed / "features.py"
+        defs.write_text(defs.read_text().replace('path=str(DATA / "driver_hourly_stats")', f'path="{target}"'))
+        run("ingest_stream.py", "--view", "driver_hourly_stats", "--from", str(inbox), "--format", "parquet",
+            "--checkpoint", str(tmp_path / "checkpoint"), "--available-now", "--offline-only", "--repo", str(streamed))
+
+        local = FeatureStore(repo_copy(tmp_path / "repo_local", db=4), spark=spark, catalog=str(tmp_path / "catalog_local"))
+        expected = local.get_historical_features(str(data / "entities"), "ride_ranking")
+        for table in ("training_set", "again"):
+            built = spark.read.format("delta").load(str(tmp_path / table))
+            assert built.columns == expected.columns
+            assert built.exceptAll(expected).count() == 0 and expected.exceptAll(built).count() == 0
+        assert [b["output"]["location"] for b in FeatureStore(on_cluster, spark=spark, catalog=catalog).training_sets()] \
+            == [f"{tmp_path}/again", f"{tmp_path}/training_set"]
+        local.materialize(DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=31))
+        assert len(hashes(3)) > 0 and hashes(3) == hashes(4)
+        FeatureStore(repo_copy(tmp_path / "repo_local_incremental", db=6), spark=spark,
+                     state_path=str(tmp_path / "marks_local")).materialize_incremental(DEFAULT_START + timedelta(days=31))
+        assert hashes(5) == hashes(6)
+        assert spark.read.format("delta").load(str(target)).exceptAll(rows).count() == 0
+        assert spark.read.format("delta").load(str(target)).count() == rows.count()
+
 def test_a_master_that_does_not_answer_is_named_within_seconds(tmp_path):
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{BIN}:{os.environ['PATH']}",
            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
@@ -116,3 +177,16 @@ def test_a_master_that_does_not_answer_is_named_within_seconds(tmp_path):
     assert job.returncode == 2, job.stderr[-2000:]
     assert "the Spark master spark://127.0.0.1:1 does not answer" in job.stdout + job.stderr
     assert "Traceback" not in job.stdout + job.stderr
+
+
+def test_missing_delta_jars_are_named_with_the_fix(tmp_path):
+    """spark-submit without the Delta jars: Spark only warns and fails later deep in a trace; the job
+    stops at once (exit 2) and says which packages to pass."""
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{BIN}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+    job = submit("generate_demo_data.py", "--rows", "10", "--out", str(tmp_path / "data"), "--profile", "cluster",
+                 env=env, master="local[1]", jars=False, timeout=300)
+    assert job.returncode == 2, job.stderr[-2000:]
+    assert "Delta Lake's classes are not on the Spark driver's classpath" in job.stdout + job.stderr
+    assert "--packages io.delta:delta-spark_4.2_2.13:4.4.0" in job.stdout + job.stderr
+    assert not (tmp_path / "data").exists()

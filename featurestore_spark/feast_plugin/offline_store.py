@@ -45,7 +45,7 @@ class DeltaOfflineStoreConfig(FeastConfigBaseModel):
     """The offline store class, as Feast imports it."""
 
     profile: StrictStr = "local"
-    """Engine Spark profile in conf/ used to build a session when none is active (the feast CLI)."""
+    """Engine Spark profile used to build a session when none is active (the feast CLI)."""
 
     spark_conf: dict[str, str] | None = None
     """Spark settings applied over the profile when a session is built (as Feast's Spark store's)."""
