@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     fresh.add_argument("--fail-if-stale", action="store_true",
                        help="exit with status 4 when a view's newest row is older than its ttl")
     fresh.add_argument("--fail-if-behind", action="store_true",
-                       help="exit with status 4 when Redis may lack rows Delta has (see the README)")
+                       help="exit with status 4 when Redis may lack rows Delta has (see docs/operations.md)")
     stream = sub.add_parser("ingest-stream", help="stream rows into a view's Delta source and Redis")
     stream.add_argument("--view", required=True, help="the feature view")
     stream.add_argument("--from", dest="source", required=True,
