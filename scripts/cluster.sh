@@ -18,7 +18,8 @@ export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 SPARK_LOG_DIR="$DIR"
 # The workers launch executors whose Python workers must find the project's packages.
 export PYSPARK_PYTHON="$PWD/.venv/bin/python"
 
-running() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2>/dev/null; }
+source scripts/pids.sh
+running() { running_pid "$DIR/$1.pid"; }
 
 daemon() {  # name, class, args...
   local name=$1; shift
@@ -48,14 +49,7 @@ case "${1:-}" in
     ;;
   stop)
     for name in worker2 worker1 master; do
-      if running "$name"; then
-        pid=$(cat "$DIR/$name.pid")
-        kill "$pid" 2>/dev/null || true
-        # Wait for it to exit, so that a start right after finds the ports free.
-        for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
-        echo "[cluster] $name stopped"
-      fi
+      if running "$name"; then stop_pid "$DIR/$name.pid"; echo "[cluster] $name stopped"; fi
       rm -f "$DIR/$name.pid"
     done
     ;;

@@ -17,7 +17,8 @@ SPARK_HOME=$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pysp
 JARS=$(ls "$PWD"/.cache/jars/delta-*.jar | paste -sd, -)
 export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PWD/.venv/bin/python"
 
-running() { [ -f "$DIR/server.pid" ] && kill -0 "$(cat "$DIR/server.pid")" 2>/dev/null; }
+source scripts/pids.sh
+running() { running_pid "$DIR/server.pid"; }
 
 case "${1:-}" in
   start)
@@ -47,13 +48,7 @@ case "${1:-}" in
     echo "[connect] ERROR: the server did not start; its log:" >&2; tail -30 "$DIR/server.log" >&2; exit 1
     ;;
   stop)
-    if running; then
-      pid=$(cat "$DIR/server.pid")
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-      kill -9 "$pid" 2>/dev/null || true
-      echo "[connect] stopped"
-    fi
+    if running; then stop_pid "$DIR/server.pid"; echo "[connect] stopped"; fi
     rm -f "$DIR/server.pid"
     ;;
   status)

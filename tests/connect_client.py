@@ -1,5 +1,5 @@
 """Every public capability of the engine, run from a Spark Connect client, as a notebook on shared
-compute would: ``python tests/connect_client.py <url> <work folder>``.
+compute would: ``python tests/connect_client.py <url> <work folder> <shuffle partitions>``.
 
 It runs in its own process because a Connect session switches PySpark's functions to Connect mode
 for the whole process (``SPARK_CONNECT_MODE_ENABLED``), which the tests' classic session cannot share.
@@ -23,9 +23,9 @@ START, END = datetime(2025, 12, 1, tzinfo=timezone.utc), datetime(2026, 3, 1, tz
 NOW = datetime(2026, 2, 1, tzinfo=timezone.utc)
 
 
-def main(url: str, work: Path) -> None:
-    # The tests' classic session's shuffle partitions, so that the plans (and explain's text) match.
-    spark = connect_session(url, app_name="fsspark-connect-test", conf={"spark.sql.shuffle.partitions": "4"})
+def main(url: str, work: Path, partitions: str) -> None:
+    # The classic session's shuffle partitions (the caller's), so that the plans and explain's text match.
+    spark = connect_session(url, app_name="fsspark-connect-test", conf={"spark.sql.shuffle.partitions": partitions})
     assert is_connect(spark)
     data = work / "data"
     out: dict = {}
@@ -70,4 +70,4 @@ def main(url: str, work: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]))
+    main(sys.argv[1], Path(sys.argv[2]), sys.argv[3])

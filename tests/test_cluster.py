@@ -23,6 +23,7 @@ import redis
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START
 from tests.redis_servers import PORT_BASE, redis_server
+from tests.services import script_service
 
 pytestmark = pytest.mark.cluster
 
@@ -37,13 +38,8 @@ REDIS = PORT_BASE + 140
 @pytest.fixture(scope="module")
 def cluster():
     """The cluster of ``scripts/cluster.sh``, started for this module unless it was running already."""
-    running = subprocess.run(["bash", "scripts/cluster.sh", "status"], cwd=ROOT, capture_output=True, text=True)
-    started = "master: running" not in running.stdout
-    if started:
-        subprocess.run(["bash", "scripts/cluster.sh", "start"], cwd=ROOT, check=True, capture_output=True)
-    yield MASTER
-    if started:
-        subprocess.run(["bash", "scripts/cluster.sh", "stop"], cwd=ROOT, check=True, capture_output=True)
+    with script_service("cluster.sh", "master: running"):
+        yield MASTER
 
 
 def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int = 600,

@@ -25,6 +25,7 @@ from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import write_demo_data
 from tests.connect_client import END, NOW, START
 from tests.redis_servers import PORT_BASE, redis_server
+from tests.services import script_service
 
 pytestmark = pytest.mark.connect
 
@@ -37,13 +38,8 @@ REDIS = PORT_BASE + 150
 @pytest.fixture(scope="module")
 def connect_server():
     """The server of ``scripts/connect.sh``, started for this module unless it was running already."""
-    status = subprocess.run(["bash", "scripts/connect.sh", "status"], cwd=ROOT, capture_output=True, text=True)
-    started = "running" not in status.stdout
-    if started:
-        subprocess.run(["bash", "scripts/connect.sh", "start"], cwd=ROOT, check=True, capture_output=True)
-    yield URL
-    if started:
-        subprocess.run(["bash", "scripts/connect.sh", "stop"], cwd=ROOT, check=True, capture_output=True)
+    with script_service("connect.sh", "connect server: running"):
+        yield URL
 
 
 def repo_copy(folder: Path, db: int, view_path: Path | None = None) -> Path:
@@ -93,7 +89,9 @@ def test_every_capability_over_connect_equals_a_classic_session(spark, connect_s
         repo_copy(tmp_path / "repo_connect", db=1)
         repo_copy(tmp_path / "repo_connect_incremental", db=3)
         repo_copy(tmp_path / "repo_stream", db=5, view_path=target)
-        client = subprocess.run([sys.executable, str(ROOT / "tests" / "connect_client.py"), connect_server, str(tmp_path)],
+        partitions = spark.conf.get("spark.sql.shuffle.partitions")
+        client = subprocess.run([sys.executable, str(ROOT / "tests" / "connect_client.py"), connect_server, str(tmp_path),
+                                 partitions],
                                 cwd=ROOT, env={**os.environ, "FSSPARK_DATA_DIR": str(data)},
                                 capture_output=True, text=True, timeout=900)
         assert client.returncode == 0, client.stderr[-4000:]
