@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import cProfile
+import dataclasses
 import os
 import pstats
 import sys

@@ -86,9 +86,9 @@ def main() -> None:
     p.add_argument("--timeline", action="store_true", help="print when the engine's first key lands and the server's load")
     args = p.parse_args()
 
+    import feast
     from pyspark.sql import functions as F
 
-    import feast
     from featurestore_spark import FeatureStore, build_session
     from featurestore_spark.online.materialize import materialize_view
     from featurestore_spark.online.redis_layout import encode_entity_keys, field_hash

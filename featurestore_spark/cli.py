@@ -125,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos",
                                      epilog=EXIT_CODES)
     parser.add_argument("--repo", default="feature_repo", help="Feast repo folder (default: feature_repo)")
-    parser.add_argument("--profile", default="local", help="Spark profile: local (default), cluster, connect, or one in $FSSPARK_CONF_DIR")
+    parser.add_argument("--profile", default="local",
+                        help="Spark profile: local (default), cluster, connect, or one in $FSSPARK_CONF_DIR")
     parser.add_argument("--catalog", help="training-set catalog, a Delta table (default: $FSSPARK_CATALOG or "
                         "<repo>/data/training_set_catalog)")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")

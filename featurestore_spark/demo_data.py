@@ -108,7 +108,8 @@ def customer_profile(
         F.element_at(F.array(*map(F.lit, ["commuter", "tourist", "business", "student"])),
                      (F.floor(_u(seed, "seg") * 4) + 1).cast("int")).alias("segment"),
         F.timestamp_seconds(F.lit(int(start.timestamp())) - F.floor(_u(seed, "signup") * 3e7).cast("bigint")).alias("signup_ts"),
-        _null_some(F.unhex(F.substring(F.sha2(F.col("id").cast("string"), 256), 1, 16)), seed, "av_null", 0.1).alias("avatar_hash"),
+        _null_some(F.unhex(F.substring(F.sha2(F.col("id").cast("string"), 256), 1, 16)), seed, "av_null", 0.1)
+        .alias("avatar_hash"),
         F.array(F.format_string("Z%02d", F.floor(_u(seed, "z1") * 50).cast("int")),
                 F.format_string("Z%02d", F.floor(_u(seed, "z2") * 50).cast("int"))).alias("favourite_zones"),
     )

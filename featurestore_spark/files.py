@@ -9,7 +9,7 @@ which must then see the same storage as the server, as a notebook next to its cl
 from __future__ import annotations
 
 import posixpath
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
@@ -43,7 +43,7 @@ class HadoopFiles:
     """Through the driver JVM's Hadoop ``FileSystem`` (the session's storage settings)."""
 
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+        self._jvm: Any = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
 
     def _fs(self, path: str):  # noqa: ANN202 (py4j objects)

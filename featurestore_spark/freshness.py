@@ -131,7 +131,7 @@ def freshness(
     out = []
     for view, version in zip(views, versions):
         mark = marks.get(view.name)
-        new_rows = bool(mark) and version > mark.source_version and delta_io.adds_rows(
+        new_rows = mark is not None and version > mark.source_version and delta_io.adds_rows(
             spark, view.source.address, mark.source_version + 1, version)
         out.append(Freshness(
             view=view.name, ttl=view.ttl, online=view.online, newest=newest[view.name][0],

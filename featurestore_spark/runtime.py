@@ -28,4 +28,4 @@ def default_parallelism(spark: SparkSession) -> int:
         return int(spark.sparkContext.defaultParallelism)
     # A range gets the default parallelism as its partition count (a tiny job, with no sparkContext).
     parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("part")).agg(F.max("part"))
-    return int(parts.first()[0]) + 1
+    return int(parts.collect()[0][0]) + 1

@@ -20,7 +20,8 @@ def main() -> int:
     parser.add_argument("--version", help="with --reproduce on a table: the build that wrote this version")
     parser.add_argument("--repo", default="feature_repo", help="the Feast repo")
     parser.add_argument("--catalog", help="catalog Delta table (default: $FSSPARK_CATALOG or <repo>/data/...)")
-    parser.add_argument("--profile", default="local", help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master rules)")
+    parser.add_argument("--profile", default="local",
+                        help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master wins)")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()
 

@@ -25,7 +25,8 @@ def main() -> int:
     parser.add_argument("--every", default=None, help="micro-batch interval, e.g. '1 minute'")
     parser.add_argument("--available-now", action="store_true", help="take what is there now, then stop")
     parser.add_argument("--offline-only", action="store_true", help="append to Delta only")
-    parser.add_argument("--profile", default="local", help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master rules)")
+    parser.add_argument("--profile", default="local",
+                        help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master wins)")
     parser.add_argument("--min-replicas", default="0", help="count keys written once this many replicas acknowledged them")
     parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
     args = parser.parse_args()

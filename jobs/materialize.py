@@ -18,7 +18,8 @@ def main() -> int:
     parser.add_argument("--start", help="ISO time (UTC if no offset); not with --incremental")
     parser.add_argument("--end", required=True, help="ISO time (UTC if no offset)")
     parser.add_argument("--views", default=None, help="comma-separated feature views (default: all online views)")
-    parser.add_argument("--profile", default="local", help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master rules)")
+    parser.add_argument("--profile", default="local",
+                        help="Spark profile: local, cluster, connect, or one in $FSSPARK_CONF_DIR (spark-submit's --master wins)")
     parser.add_argument("--incremental", action="store_true", help="from each view's watermark to --end")
     parser.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
     parser.add_argument("--min-replicas", default="0", help="count keys written once this many replicas acknowledged them")

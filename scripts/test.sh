@@ -7,4 +7,7 @@ bash scripts/setup.sh
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
 # The tests start their own Redis servers on ports from $FSSPARK_TEST_PORT_BASE (default 7100) and
 # never touch one they did not start (a developer's Redis on 6379 stays as it is).
+# Static checks first (seconds): lint of everything, types of the public API (pyproject.toml says which).
+.venv/bin/ruff check featurestore_spark jobs tests benchmarks
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -13,8 +13,7 @@ import redis
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START, write_demo_data
 from featurestore_spark.online.settings import OnlineStoreError, redis_settings
-from tests.helpers import apply_feast_repo
-from tests.helpers import oracle_latest, same
+from tests.helpers import apply_feast_repo, oracle_latest, same
 from tests.redis_servers import wait_for_keys
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,10 +22,9 @@ from feast.infra.compute_engines.base import ComputeEngine
 from feast.repo_config import FeastConfigBaseModel
 from pydantic import StrictInt, StrictStr
 
-from featurestore_spark.errors import NotSupportedError
+from featurestore_spark.errors import NotSupportedError, OnlineStoreError
 from featurestore_spark.feast_plugin._common import redis_target, repo_spec, spark_session
 from featurestore_spark.online.materialize import PushReport, materialize_view
-from featurestore_spark.errors import OnlineStoreError
 
 
 class RedisPushEngineConfig(FeastConfigBaseModel):

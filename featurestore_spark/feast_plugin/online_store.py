@@ -23,9 +23,9 @@ from feast.utils import make_tzaware
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import StrictStr
 
+from featurestore_spark.errors import OnlineStoreError
 from featurestore_spark.feast_plugin._common import redis_target
 from featurestore_spark.online.redis_push import PushSpec, write_encoded
-from featurestore_spark.errors import OnlineStoreError
 
 
 class NewerWinsRedisOnlineStoreConfig(RedisOnlineStoreConfig):

@@ -161,7 +161,8 @@ def _carry_in(
     entity_buckets: DataFrame, bucket_maxima: list[DataFrame], keys: tuple[str, ...], win_types: dict
 ) -> DataFrame:
     """Per (key, bucket) of the entity side: the latest feature row of that key in any earlier bucket."""
-    parts = [entity_buckets.select(*keys, BUCKET, F.lit(_CARRY).alias(_KIND), *[F.lit(None).cast(t).alias(w) for w, t in win_types.items()])]
+    no_values = [F.lit(None).cast(t).alias(w) for w, t in win_types.items()]
+    parts = [entity_buckets.select(*keys, BUCKET, F.lit(_CARRY).alias(_KIND), *no_values)]
     for maxima in bucket_maxima:
         present = set(maxima.columns)
         parts.append(

@@ -18,7 +18,6 @@ from featurestore_spark.errors import (
 from featurestore_spark.repo import service_spec
 from featurestore_spark.specs import FeatureRef, FeatureViewSpec, RepoSpec
 
-
 #: Names of ``pit_join``'s feature outputs, which an entity column cannot share (features: see
 #: ``sources.RESERVED``). Matched case-insensitively, as Spark does.
 _RESERVED_OUTPUT = re.compile(r"__f\d+", re.IGNORECASE)
@@ -108,7 +107,7 @@ def resolve(
     requests = []
     for name, feats in grouped.items():
         outputs = tuple(f"{name}__{f}" if full_feature_names else f for f in feats)
-        for feature, out in zip(feats, outputs):
+        for out in outputs:
             if out.lower() in owners:
                 raise FeatureNameCollisionError(name=out, first=owners[out.lower()], second=f"feature view '{name}'")
             owners[out.lower()] = f"feature view '{name}'"

@@ -14,8 +14,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from featurestore_spark.errors import MissingColumnError, NotSupportedError, TimestampTypeError
 from featurestore_spark.delta_io import read_delta
+from featurestore_spark.errors import MissingColumnError, NotSupportedError, TimestampTypeError
 from featurestore_spark.offline.entity_input import check_key_column
 from featurestore_spark.session import check_utc
 from featurestore_spark.specs import FeatureViewSpec

@@ -126,7 +126,7 @@ def push(
                                                  COUNTS_SCHEMA).agg(
             *[F.sum(c).alias(c) for c in ("written", "created", "skipped", "failed")],
             F.first("error", ignorenulls=True).alias("error"),
-        ).first()
+        ).collect()[0]  # a global aggregate: one row
         out = {c: int(counts[c] or 0) for c in ("written", "created", "skipped", "failed")}
         return out | {"error": counts["error"], "rows": out["written"] + out["skipped"] + out["failed"]}
 

@@ -256,7 +256,7 @@ def _counted(spark: SparkSession, table_path: str, version: int, outputs: list[s
     df = spark.read.format("delta").option("versionAsOf", version).load(table_path)
     row = df.agg(F.count(F.lit(1)).alias("rows"),
                  *[F.sum(F.col(f"`{n}`").isNull().cast("long")).alias(f"null_{i}") for i, n in enumerate(outputs)])
-    return row.first().asDict()
+    return row.collect()[0].asDict()  # a global aggregate: one row
 
 
 def _committed_version(spark: SparkSession, location: str, build_id: str) -> int:
