@@ -29,17 +29,25 @@ def sql_ref(location: str) -> str:
 
 
 def _detail(spark: SparkSession, location: str):  # noqa: ANN202 (Row | None)
-    """``DESCRIBE DETAIL`` of the table (its format, location, id), or None when there is no table."""
+    """``DESCRIBE DETAIL`` of the Delta table (its location, id), or None when there is none. It loads the
+    table's snapshot (Spark jobs, the first time): the cheap checks below come first."""
     from pyspark.errors import AnalysisException
 
-    if is_path(location) and not files_of(spark).exists(f"{location.rstrip('/')}/_delta_log"):
-        return None  # spares the exception: most paths asked about are plainly not Delta tables
-    if not is_path(location) and not spark.catalog.tableExists(location):
+    if not is_delta_table(spark, location):
         return None
     try:
         return spark.sql(f"DESCRIBE DETAIL {sql_ref(location)}").first()
     except AnalysisException:
         return None
+
+
+def _described(spark: SparkSession, name: str) -> dict[str, str]:
+    """``DESCRIBE TABLE EXTENDED`` of a catalog table as {field: value} (Provider, Location, ...): a
+    catalog lookup, no Spark job. Empty when there is no such table."""
+    if not spark.catalog.tableExists(name):
+        return {}
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+    return {str(r["col_name"]): str(r["data_type"]) for r in rows if r["col_name"]}
 
 
 def exists(spark: SparkSession, location: str) -> bool:
@@ -50,19 +58,21 @@ def exists(spark: SparkSession, location: str) -> bool:
 
 
 def is_delta_table(spark: SparkSession, location: str) -> bool:
-    """Whether a Delta table is at ``location`` (a path, or a catalog name)."""
-    detail = _detail(spark, location)
-    return detail is not None and str(detail["format"]).lower() == "delta"
+    """Whether a Delta table is at ``location`` (a path: a ``_delta_log`` folder with entries, as Delta
+    itself decides; a name: a catalog table whose provider is delta). No Spark job either way."""
+    if is_path(location):
+        return bool(files_of(spark).names(f"{location.rstrip('/')}/_delta_log"))
+    return _described(spark, location).get("Provider", "").lower() == "delta"
 
 
 def table_path(spark: SparkSession, location: str) -> str:
     """The storage path of a Delta table given by path or by name."""
     if is_path(location):
         return location
-    detail = _detail(spark, location)
-    if detail is None:
+    described = _described(spark, location)
+    if "Location" not in described:
         raise SourceError(f"no table '{location}'")
-    return str(detail["location"])
+    return described["Location"]
 
 
 def history(spark: SparkSession, location: str, limit: int | None = None) -> DataFrame:
