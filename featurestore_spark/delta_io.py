@@ -42,12 +42,19 @@ def _detail(spark: SparkSession, location: str):  # noqa: ANN202 (Row | None)
 
 
 def _described(spark: SparkSession, name: str) -> dict[str, str]:
-    """``DESCRIBE TABLE EXTENDED`` of a catalog table as {field: value} (Provider, Location, ...): a
-    catalog lookup, no Spark job. Empty when there is no such table."""
+    """The detail block of ``DESCRIBE TABLE EXTENDED`` of a catalog table as {field: value} (Provider,
+    Location, ...): a catalog lookup, no Spark job. Empty when there is no such table."""
     if not spark.catalog.tableExists(name):
         return {}
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
-    return {str(r["col_name"]): str(r["data_type"]) for r in rows if r["col_name"]}
+    fields, inside = {}, False
+    for row in rows:  # the columns come first, then '# Detailed Table Information', then other blocks
+        key = str(row["col_name"] or "")
+        if key.startswith("#"):
+            inside = key.strip() == "# Detailed Table Information"
+        elif inside and key:
+            fields[key] = str(row["data_type"])
+    return fields
 
 
 def exists(spark: SparkSession, location: str) -> bool:
@@ -58,11 +65,17 @@ def exists(spark: SparkSession, location: str) -> bool:
 
 
 def is_delta_table(spark: SparkSession, location: str) -> bool:
-    """Whether a Delta table is at ``location`` (a path: a ``_delta_log`` folder with entries, as Delta
-    itself decides; a name: a catalog table whose provider is delta). No Spark job either way."""
-    if is_path(location):
-        return bool(files_of(spark).names(f"{location.rstrip('/')}/_delta_log"))
-    return _described(spark, location).get("Provider", "").lower() == "delta"
+    """Whether a Delta table is at ``location`` (a path: a ``_delta_log`` with a commit or a checkpoint;
+    a name: a catalog table whose provider is delta). No Spark job either way, and for a path mostly no
+    listing: a stream's log holds tens of thousands of files."""
+    if not is_path(location):
+        return _described(spark, location).get("Provider", "").lower() == "delta"
+    files, log = files_of(spark), f"{location.rstrip('/')}/_delta_log"
+    if files.exists(f"{log}/{0:020d}.json") or files.exists(f"{log}/_last_checkpoint"):
+        return True
+    # Version 0 cleaned up and no checkpoint pointer: any commit or checkpoint file (a log left by a
+    # first commit that never happened has none).
+    return any(re.fullmatch(r"\d{20}(\.json|\.checkpoint.*\.parquet)", n) for n in files.names(log))
 
 
 def table_path(spark: SparkSession, location: str) -> str:
@@ -204,8 +217,9 @@ def _unreadable() -> tuple[type[BaseException], ...]:
     from py4j.protocol import Py4JError
     from pyspark.errors import PySparkException
 
-    # Hadoop's FileNotFoundException (via py4j), pyarrow's (an OSError), a table gone from the catalog.
-    return Py4JError, PySparkException, OSError, SourceError
+    # Hadoop's FileNotFoundException (via py4j), pyarrow's (an OSError; a path it cannot parse, a
+    # ValueError), a table gone from the catalog.
+    return Py4JError, PySparkException, OSError, ValueError, SourceError
 
 
 _UNREADABLE = _unreadable()

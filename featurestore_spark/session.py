@@ -24,6 +24,7 @@ from pyspark.sql import SparkSession
 
 from featurestore_spark.errors import ConfigError
 from featurestore_spark.log_levels import log_level
+from featurestore_spark.runtime import is_connect
 
 #: The source checkout this package runs from, when it does (an editable install); the profiles ship
 #: inside the package, so that a wheel finds them too.
@@ -95,7 +96,7 @@ def build_session(
     """
     prof = load_profile(profile, conf_dir)
     remote = os.environ.get("SPARK_REMOTE") or prof.remote
-    if remote:
+    if remote and remote.startswith("sc://"):  # (SPARK_REMOTE=local is PySpark's own local Connect server)
         return connect_session(remote, app_name=app_name, conf=extra_conf)
     builder = SparkSession.builder.appName(app_name)
     # Under spark-submit (PYSPARK_GATEWAY_PORT is set) its --master rules, whatever the profile says.
@@ -109,15 +110,22 @@ def build_session(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in conf.items():
         builder = builder.config(key, value)
-    if SparkSession.getActiveSession() is None:
+    created = SparkSession.getActiveSession() is None
+    if created:
         if submitted:  # spark-submit's --master is a system property of the JVM it started
             SparkContext._ensure_initialized()
             check_master(SparkConf().get("spark.master", ""))
         elif prof.master:
             check_master(os.environ.get("FSSPARK_SPARK_MASTER", prof.master))
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(log_level())
-    check_delta_classes(spark)
+    if is_connect(spark):  # spark.api.mode=connect: a Connect client after all, without a JVM here
+        return spark
+    # The console level is this call's to set on a session it created, or when asked for explicitly; a
+    # notebook's session keeps the level its user chose.
+    if created or "FSSPARK_LOG_LEVEL" in os.environ:
+        spark.sparkContext.setLogLevel(log_level())
+    if created:
+        check_delta_classes(spark)
     return spark
 
 
@@ -130,16 +138,18 @@ def check_delta_classes(spark: SparkSession) -> None:
     Raises:
         ConfigError: the Delta session extension cannot be loaded.
     """
-    from py4j.protocol import Py4JJavaError
+    from py4j.protocol import Py4JError, Py4JJavaError
 
     try:
         loader = spark.sparkContext._jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()  # type: ignore[union-attr]
         loader.loadClass(_ALWAYS["spark.sql.extensions"])
-    except Py4JJavaError:
+    except Py4JJavaError:  # ClassNotFoundException
         raise ConfigError(
             "Delta Lake's classes are not on the Spark driver's classpath; pass the Delta jars to spark-submit: "
             f"--packages {','.join(DELTA_PACKAGES)} (or --jars with the two jars, which scripts/setup.sh caches in "
             ".cache/jars)") from None
+    except Py4JError:  # py4j access restricted (shared clusters): Delta's own errors will have to do
+        return
 
 
 def connect_session(url: str, *, app_name: str = "featurestore_spark", conf: dict[str, str] | None = None) -> SparkSession:

@@ -13,9 +13,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="$PWD/.cache/connect"
 PORT=${FSSPARK_CONNECT_PORT:-15002}
-SPARK_HOME=$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
-JARS=$(ls "$PWD"/.cache/jars/delta-*.jar | paste -sd, -)
-export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PWD/.venv/bin/python"
 
 source scripts/pids.sh
 running() { running_pid "$DIR/server.pid"; }
@@ -24,6 +21,10 @@ case "${1:-}" in
   start)
     mkdir -p "$DIR"
     if running; then echo "[connect] already running (pid $(cat "$DIR/server.pid"))"; exit 0; fi
+    SPARK_HOME=$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
+    export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PWD/.venv/bin/python"
+    JARS=$(ls "$PWD"/.cache/jars/delta-*.jar 2>/dev/null | paste -sd, -)
+    if [ -z "$JARS" ]; then echo "[connect] ERROR: no Delta jars in .cache/jars; run scripts/setup.sh" >&2; exit 1; fi
     : >"$DIR/server.log"
     nohup "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \
       --master "${FSSPARK_CONNECT_MASTER:-local[2]}" --driver-memory "${FSSPARK_CONNECT_MEMORY:-4g}" \

@@ -22,6 +22,7 @@ import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START
+from featurestore_spark.session import DELTA_PACKAGES
 from tests.redis_servers import PORT_BASE, redis_server
 from tests.services import script_service
 
@@ -184,5 +185,5 @@ def test_missing_delta_jars_are_named_with_the_fix(tmp_path):
                  env=env, master="local[1]", jars=False, timeout=300)
     assert job.returncode == 2, job.stderr[-2000:]
     assert "Delta Lake's classes are not on the Spark driver's classpath" in job.stdout + job.stderr
-    assert "--packages io.delta:delta-spark_4.2_2.13:4.4.0" in job.stdout + job.stderr
+    assert f"--packages {','.join(DELTA_PACKAGES)}" in job.stdout + job.stderr
     assert not (tmp_path / "data").exists()

@@ -134,7 +134,8 @@ class DeltaRetrievalJob(RetrievalJob):
 def _is_delta_table(spark: Any, path: str) -> bool:
     from featurestore_spark import delta_io
 
-    return delta_io.is_delta_table(spark, path)
+    # A saved dataset's path is always a path, even "ds" (delta_io would take that for a table name).
+    return delta_io.is_delta_table(spark, path if delta_io.is_path(path) else f"./{path}")
 
 
 def _utc(ts: datetime | None) -> datetime | None:
