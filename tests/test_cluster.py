@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,13 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START
 from featurestore_spark.session import DELTA_PACKAGES
 from tests.redis_servers import PORT_BASE, redis_server
-from tests.services import script_service
+from tests.services import example_repo, script_service
+from tests.services import hashes as redis_hashes
 
 pytestmark = pytest.mark.cluster
 
@@ -55,18 +54,12 @@ def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int =
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def repo_copy(folder: Path, db: int) -> Path:
-    """The example repo, its online store on this module's Redis, database ``db``."""
-    shutil.copytree(ROOT / "feature_repo", folder, ignore=shutil.ignore_patterns("data", "registry.db", "*.db"))
-    yaml = folder / "feature_store.yaml"
-    yaml.write_text(re.sub(r'connection_string: "[^"]*"', f'connection_string: "127.0.0.1:{REDIS},db={db}"',
-                           yaml.read_text()))
-    return folder
+def repo_copy(folder: Path, db: int, view_path: Path | None = None) -> Path:
+    return example_repo(folder, REDIS, db, view_path)
 
 
 def hashes(db: int) -> dict:
-    client = redis.Redis(port=REDIS, db=db)
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+    return redis_hashes(REDIS, db)
 
 
 def executor_tasks(app_id: str) -> dict[str, int]:
@@ -142,9 +135,7 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
         incremental = repo_copy(tmp_path / "repo_cluster_incremental", db=5)
         run("materialize.py", "--incremental", "--end", end, "--repo", str(incremental), "--state-path",
             str(tmp_path / "marks_cluster"))
-        streamed = repo_copy(tmp_path / "repo_cluster_stream", db=7)
-        defs = streamed / "features.py"
-        defs.write_text(defs.read_text().replace('path=str(DATA / "driver_hourly_stats")', f'path="{target}"'))
+        streamed = repo_copy(tmp_path / "repo_cluster_stream", db=7, view_path=target)
         run("ingest_stream.py", "--view", "driver_hourly_stats", "--from", str(inbox), "--format", "parquet",
             "--checkpoint", str(tmp_path / "checkpoint"), "--available-now", "--offline-only", "--repo", str(streamed))
 

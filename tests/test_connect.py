@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import redis
 from pyspark.sql import functions as F
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import write_demo_data
 from tests.connect_client import END, NOW, START
 from tests.redis_servers import PORT_BASE, redis_server
-from tests.services import script_service
+from tests.services import example_repo, script_service
+from tests.services import hashes as redis_hashes
 
 pytestmark = pytest.mark.connect
 
@@ -43,21 +41,11 @@ def connect_server():
 
 
 def repo_copy(folder: Path, db: int, view_path: Path | None = None) -> Path:
-    """The example repo on this module's Redis, database ``db``; ``view_path`` moves the source of
-    driver_hourly_stats (the view the stream feeds)."""
-    shutil.copytree(ROOT / "feature_repo", folder, ignore=shutil.ignore_patterns("data", "*.db"))
-    yaml = folder / "feature_store.yaml"
-    yaml.write_text(re.sub(r'connection_string: "[^"]*"', f'connection_string: "127.0.0.1:{REDIS},db={db}"',
-                           yaml.read_text()))
-    if view_path is not None:
-        defs = folder / "features.py"
-        defs.write_text(defs.read_text().replace('path=str(DATA / "driver_hourly_stats")', f'path="{view_path}"'))
-    return folder
+    return example_repo(folder, REDIS, db, view_path)
 
 
 def hashes(db: int) -> dict:
-    client = redis.Redis(port=REDIS, db=db)
-    return {key: client.hgetall(key) for key in client.scan_iter(count=1000)}
+    return redis_hashes(REDIS, db)
 
 
 def recent(rows):
