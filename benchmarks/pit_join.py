@@ -29,8 +29,9 @@ FEATURES = [
 
 def textbook(spark: SparkSession, store, entity: DataFrame) -> DataFrame:
     """Feast's SQL approach, written directly: equi-join on keys, filter by time, rank, join back."""
+    from featurestore_spark.columns import CREATED, TS, key_col
     from featurestore_spark.offline.refs import parse_refs, resolve
-    from featurestore_spark.offline.sources import CREATED, TS, key_col, read_view
+    from featurestore_spark.sources import read_view
 
     requests = resolve(store.repo, parse_refs(store.repo, FEATURES), full_feature_names=False,
                        entity_columns=entity.columns)

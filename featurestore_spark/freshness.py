@@ -20,10 +20,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from featurestore_spark import delta_io
-from featurestore_spark.offline.sources import TS, read_view
+from featurestore_spark.columns import TS
 from featurestore_spark.online.incremental import source_identity
 from featurestore_spark.online.materialize import utc
 from featurestore_spark.online.watermarks import last_watermarks
+from featurestore_spark.sources import read_view
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

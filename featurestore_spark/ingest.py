@@ -22,9 +22,9 @@ from pyspark.sql.streaming import StreamingQuery
 
 from featurestore_spark.delta_io import read_text
 from featurestore_spark.errors import OnlineStoreError, SourceError
-from featurestore_spark.offline.sources import read_view
 from featurestore_spark.online.materialize import latest_of, push
 from featurestore_spark.online.settings import RedisSettings
+from featurestore_spark.sources import read_view
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 log = logging.getLogger(__name__)

@@ -144,11 +144,11 @@ def test_new_keys_are_restored_existing_ones_checked_and_the_writer_switches_bac
               (np.arange(size, 2 * size), 10, "c", 0),  # new, but built as checked calls: they turn creating on
               (np.arange(2 * size, 3 * size), 10, "d", size)]  # new, created
     for ids, stamp, label, created in phases:
-        before = writer.created
+        before = writer.tally.created
         write(_batch(ids, stamp, label))
-        assert writer.created - before == created, label
+        assert writer.tally.created - before == created, label
     writer.close()
-    assert (writer.written, writer.failed) == (4 * size, 0)
+    assert (writer.tally.written, writer.tally.failed) == (4 * size, 0)
     stats = server.info("commandstats")
     assert stats["cmdstat_restore"]["calls"] == 2 * size
     assert _served(server, np.arange(3 * size)) == (

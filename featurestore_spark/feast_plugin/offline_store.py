@@ -24,12 +24,13 @@ from pydantic import StrictStr
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from featurestore_spark.columns import TS, key_col
 from featurestore_spark.errors import ConfigError, MissingColumnError, NotSupportedError
 from featurestore_spark.feast_plugin._common import repo_spec, spark_session
 from featurestore_spark.offline import retrieval
 from featurestore_spark.offline.entity_input import read_delta
-from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
 from featurestore_spark.repo import delta_source
+from featurestore_spark.sources import ranking, read_view
 from featurestore_spark.specs import SPARK_TYPES, FeatureViewSpec, FieldSpec, SourceSpec
 from featurestore_spark.training import output
 from featurestore_spark.training.request import Output

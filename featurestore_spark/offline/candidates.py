@@ -15,14 +15,11 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from featurestore_spark.columns import BUCKET, CREATED, HI, LO, TS, VIS, WINNER, key_col, winner_col
 from featurestore_spark.offline.plan import GroupPlan, JoinPlan, bucket_count
 from featurestore_spark.offline.refs import ViewRequest
-from featurestore_spark.offline.sources import CREATED, TS, key_col, ranking
+from featurestore_spark.sources import ranking
 from featurestore_spark.specs import FieldSpec
-
-BUCKET, VIS = "__bucket", "__vis"
-#: Per key of the entity side: first and last event time (micros).
-_LO, _HI = "__lo", "__hi"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,13 +76,13 @@ def key_set(
         # outside [first entity time - ttl, last entity time] of their key, can never win.
         e_us = micros(F.col(f"`{ts_column}`"))
         ranges = F.broadcast(
-            entity.select(*entity_keys, e_us.alias(_LO)).groupBy(*keys).agg(
-                F.min(_LO).alias(_LO), F.max(_LO).alias(_HI)
+            entity.select(*entity_keys, e_us.alias(LO)).groupBy(*keys).agg(
+                F.min(LO).alias(LO), F.max(LO).alias(HI)
             )
         )
     rows = {
-        f"__w{i}": _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, ranges)
-        .withColumnRenamed("__w", f"__w{i}")
+        winner_col(i): _candidates(frames[r.view.name], r, keys, plan, buckets, width, by_created, ranges)
+        .withColumnRenamed(WINNER, winner_col(i))
         for i, r in enumerate(group)
     }
     return KeySet(keys=keys, entity_keys=entity_keys, buckets=buckets, width_us=width, rows=rows)
@@ -116,8 +113,8 @@ def _candidates(
         rows = rows.where(created.isNotNull() & (created <= F.timestamp_micros(F.lit(plan.max_us))))
         visible = F.greatest(ts, created)
     if key_ranges is not None:
-        rows = rows.join(key_ranges, on=list(keys), how="inner").where(micros(visible) <= F.col(_HI))
+        rows = rows.join(key_ranges, on=list(keys), how="inner").where(micros(visible) <= F.col(HI))
         if request.view.ttl is not None:
-            rows = rows.where(micros(ts) >= F.col(_LO) - F.lit(ttl_micros(request.view.ttl)))
+            rows = rows.where(micros(ts) >= F.col(LO) - F.lit(ttl_micros(request.view.ttl)))
     vis = micros(visible)
-    return rows.select(*keys, bucket(vis, plan, buckets, width), vis.alias(VIS), ranking(request.features).alias("__w"))
+    return rows.select(*keys, bucket(vis, plan, buckets, width), vis.alias(VIS), ranking(request.features).alias(WINNER))

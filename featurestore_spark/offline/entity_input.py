@@ -11,19 +11,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from featurestore_spark.delta_io import latest_version, read_delta
-from featurestore_spark.errors import EntityInputError, JoinKeyTypeError, MissingColumnError, TimestampTypeError
+from featurestore_spark.errors import EntityInputError, MissingColumnError, TimestampTypeError
+from featurestore_spark.sources import check_key_column
 from featurestore_spark.specs import FeatureViewSpec
 
 EVENT_TIMESTAMP = "event_timestamp"
 _SQL = re.compile(r"^\s*(select|with|\()", re.IGNORECASE)
-
-#: Spark types a join-key column may have, per declared Feast type: values compare exactly.
-_COMPATIBLE_KEY_TYPES: dict[str, tuple[type, ...]] = {
-    "INT64": (T.LongType, T.IntegerType, T.ShortType, T.ByteType),
-    "INT32": (T.IntegerType, T.ShortType, T.ByteType, T.LongType),
-    "STRING": (T.StringType, T.VarcharType, T.CharType),
-    "BYTES": (T.BinaryType,),
-}
 
 
 @dataclass(frozen=True)
@@ -112,19 +105,5 @@ def check_entity_df(df: DataFrame, views: list[FeatureViewSpec]) -> EntityInput:
                     available=df.columns,
                     fix=f"Feature view '{view.name}' joins on {', '.join(view.join_key_names)}",
                 )
-            if not isinstance(fields[key.name], _COMPATIBLE_KEY_TYPES[key.dtype]):
-                raise JoinKeyTypeError(
-                    column=key.name,
-                    where="entity_df",
-                    actual=fields[key.name].simpleString(),
-                    declared=key.dtype,
-                    view=view.name,
-                )
+            check_key_column(df, key.name, key.dtype, where="entity_df", view=view.name)
     return EntityInput(df=df, timestamp_column=ts)
-
-
-def check_key_column(df: DataFrame, column: str, dtype: str, *, where: str, view: str) -> None:
-    """Check a feature table's join-key column against the declared type."""
-    actual = df.schema[column].dataType
-    if not isinstance(actual, _COMPATIBLE_KEY_TYPES[dtype]):
-        raise JoinKeyTypeError(column=column, where=where, actual=actual.simpleString(), declared=dtype, view=view)

@@ -26,12 +26,12 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline.candidates import BUCKET, VIS, KeySet, bucket, key_set, micros, ttl_micros
+from featurestore_spark.columns import BUCKET, KIND, PAYLOAD, VIS, output_col
+from featurestore_spark.offline.candidates import KeySet, bucket, key_set, micros, ttl_micros
 from featurestore_spark.offline.plan import JoinPlan, group_views
 from featurestore_spark.offline.refs import ViewRequest, in_request_order
 
 _CARRY, _FEATURE, _ENTITY = 0, 1, 2
-_KIND, _PAYLOAD = "__kind", "__entity"
 
 
 def point_in_time_join(
@@ -61,11 +61,11 @@ def point_in_time_join(
     out = entity
     for keys, views in group_views([r.view for r in requests]).items():
         group = [by_view[v.name] for v in views]
-        names = {(r.view.name, f): f"__f{len(internal) + j}" for j, (r, f) in enumerate(_pairs(group))}
+        names = {(r.view.name, f): output_col(len(internal) + j) for j, (r, f) in enumerate(_pairs(group))}
         internal.update(names)
         ks = key_set(entity, ts_column, group, frames, plan, plan.group(keys), filter_by_created_timestamp)
         latest = _running_max(out, entity, ts_column, ks, plan)
-        out = latest.select(F.col(f"{_PAYLOAD}.*"), *_outputs(group, list(ks.rows), names))
+        out = latest.select(F.col(f"{PAYLOAD}.*"), *_outputs(group, list(ks.rows), names))
     features = [F.col(internal[(r.view.name, f)]).alias(name) for r, f, name in in_request_order(requests)]
     return out.select(*[F.col(f"`{c}`") for c in entity.columns], *features)
 
@@ -99,8 +99,8 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
     # this key set's shuffle (joining a row id back instead measured slower). It is read once, by
     # the union; everything else derives from the original ``entity``, so no earlier join reruns.
     ents = current.select(
-        *ks.entity_keys, entity_bucket, checked_us.alias(VIS), F.lit(_ENTITY).alias(_KIND),
-        F.struct(*[F.col(f"`{c}`") for c in current.columns]).alias(_PAYLOAD),
+        *ks.entity_keys, entity_bucket, checked_us.alias(VIS), F.lit(_ENTITY).alias(KIND),
+        F.struct(*[F.col(f"`{c}`") for c in current.columns]).alias(PAYLOAD),
     )
     bucket_maxima = []
     if buckets > 1:  # the last bucket never feeds a carry-in
@@ -109,21 +109,21 @@ def _running_max(current: DataFrame, entity: DataFrame, ts_column: str, ks: KeyS
             bucket_maxima.append(maxima.agg(F.max(w).alias(w)))
     win_types = {w: rows.schema[w].dataType for w, rows in ks.rows.items()}
 
-    payload_type = ents.schema[_PAYLOAD].dataType
+    payload_type = ents.schema[PAYLOAD].dataType
     parts = [_shape(ents, keys, win_types, payload_type)]
-    parts += [_shape(rows.withColumn(_KIND, F.lit(_FEATURE)), keys, win_types, payload_type) for rows in ks.rows.values()]
+    parts += [_shape(rows.withColumn(KIND, F.lit(_FEATURE)), keys, win_types, payload_type) for rows in ks.rows.values()]
     if bucket_maxima:
         carry = _carry_in(entity.select(*ks.entity_keys, entity_bucket).distinct(), bucket_maxima, keys, win_types)
-        parts.append(_shape(carry.withColumn(_KIND, F.lit(_CARRY)), keys, win_types, payload_type))
+        parts.append(_shape(carry.withColumn(KIND, F.lit(_CARRY)), keys, win_types, payload_type))
     union = reduce(DataFrame.unionByName, parts)
 
     running = (
         Window.partitionBy(*keys, BUCKET)
-        .orderBy(F.col(VIS).asc_nulls_first(), F.col(_KIND))
+        .orderBy(F.col(VIS).asc_nulls_first(), F.col(KIND))
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    return union.select(VIS, _KIND, _PAYLOAD, *[F.max(w).over(running).alias(w) for w in win_types]).where(
-        F.col(_KIND) == _ENTITY
+    return union.select(VIS, KIND, PAYLOAD, *[F.max(w).over(running).alias(w) for w in win_types]).where(
+        F.col(KIND) == _ENTITY
     )
 
 
@@ -162,22 +162,22 @@ def _carry_in(
 ) -> DataFrame:
     """Per (key, bucket) of the entity side: the latest feature row of that key in any earlier bucket."""
     no_values = [F.lit(None).cast(t).alias(w) for w, t in win_types.items()]
-    parts = [entity_buckets.select(*keys, BUCKET, F.lit(_CARRY).alias(_KIND), *no_values)]
+    parts = [entity_buckets.select(*keys, BUCKET, F.lit(_CARRY).alias(KIND), *no_values)]
     for maxima in bucket_maxima:
         present = set(maxima.columns)
         parts.append(
             maxima.select(
-                *keys, BUCKET, F.lit(_FEATURE).alias(_KIND),
+                *keys, BUCKET, F.lit(_FEATURE).alias(KIND),
                 *[(F.col(w) if w in present else F.lit(None).cast(t)).alias(w) for w, t in win_types.items()],
             )
         )
     union = reduce(DataFrame.unionByName, parts)
     # Entity markers sort before a feature maximum of the same bucket: the frame ends just before
     # the marker, so only strictly earlier buckets count.
-    earlier = Window.partitionBy(*keys).orderBy(BUCKET, _KIND).rowsBetween(Window.unboundedPreceding, -1)
+    earlier = Window.partitionBy(*keys).orderBy(BUCKET, KIND).rowsBetween(Window.unboundedPreceding, -1)
     return union.select(
-        *keys, BUCKET, _KIND, *[F.max(w).over(earlier).alias(w) for w in win_types]
-    ).where(F.col(_KIND) == _CARRY).drop(_KIND)
+        *keys, BUCKET, KIND, *[F.max(w).over(earlier).alias(w) for w in win_types]
+    ).where(F.col(KIND) == _CARRY).drop(KIND)
 
 
 def _shape(df: DataFrame, keys: tuple[str, ...], win_types: dict, payload_type) -> DataFrame:
@@ -191,7 +191,7 @@ def _shape(df: DataFrame, keys: tuple[str, ...], win_types: dict, payload_type) 
         *keys,
         BUCKET,
         col(VIS, "bigint").alias(VIS),
-        F.col(_KIND).cast("int").alias(_KIND),
-        col(_PAYLOAD, payload_type).alias(_PAYLOAD),
+        F.col(KIND).cast("int").alias(KIND),
+        col(PAYLOAD, payload_type).alias(PAYLOAD),
         *[col(w, t).alias(w) for w, t in win_types.items()],
     )

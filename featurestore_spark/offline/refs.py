@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from feast import FeatureService
 
+from featurestore_spark.columns import RESERVED_OUTPUT
 from featurestore_spark.errors import (
     FeatureNameCollisionError,
     InvalidFeatureRefError,
@@ -17,10 +17,6 @@ from featurestore_spark.errors import (
 )
 from featurestore_spark.repo import service_spec
 from featurestore_spark.specs import FeatureRef, FeatureViewSpec, RepoSpec
-
-#: Names of ``pit_join``'s feature outputs, which an entity column cannot share (features: see
-#: ``sources.RESERVED``). Matched case-insensitively, as Spark does.
-_RESERVED_OUTPUT = re.compile(r"__f\d+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,7 @@ def resolve(
             wanted.append(ref.feature)
             position[(ref.view, ref.feature)] = len(position)
     for c in entity_columns:
-        if _RESERVED_OUTPUT.fullmatch(c):
+        if RESERVED_OUTPUT.fullmatch(c):
             raise NotSupportedError(f"entity_df column '{c}' has a name the join reserves (__f<n>): rename it")
     # Spark resolves column names ignoring case: 'Rate' and 'rate' collide too.
     owners = {c.lower(): f"entity_df column '{c}'" for c in entity_columns}

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline import entity_input, refs, sources
+from featurestore_spark import sources
+from featurestore_spark.offline import entity_input, refs
 from featurestore_spark.offline.entity_input import EntityInput
 from featurestore_spark.offline.pit_join import checked_micros, point_in_time_join
 from featurestore_spark.offline.plan import JoinPlan, make_plan

@@ -30,10 +30,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from featurestore_spark import delta_io
-from featurestore_spark.offline.sources import TS, read_view
+from featurestore_spark.columns import TS
 from featurestore_spark.online.materialize import PushReport, latest_of, push, utc
 from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.online.watermarks import last_watermark, record_watermark
+from featurestore_spark.sources import read_view
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec, definitions_hash
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from featurestore_spark.offline.sources import TS, key_col, ranking, read_view
+from featurestore_spark.columns import TS, TS_MICROS, key_col
 from featurestore_spark.online.redis_push import COUNTS_SCHEMA, PushSpec, push_batches
 from featurestore_spark.online.server_identity import until_stable
 from featurestore_spark.online.settings import RedisSettings
 from featurestore_spark.runtime import default_parallelism
+from featurestore_spark.sources import ranking, read_view
 from featurestore_spark.specs import FeatureViewSpec, RepoSpec
 
 
@@ -83,7 +84,7 @@ def latest_of(rows: DataFrame, view: FeatureViewSpec, start: datetime | None, en
     best = rows.groupBy(*keys).agg(F.max(ranking(features)).alias("w"))
     return best.select(
         *[F.col(k).alias(spec.name) for k, spec in zip(keys, view.join_keys)],
-        F.col("w.ts").alias("__ts_us"),
+        F.col("w.ts").alias(TS_MICROS),
         *[F.col("w").getField("f").getField(f).alias(f) for f in features],
     )
 

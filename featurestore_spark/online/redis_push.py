@@ -6,11 +6,11 @@ stored ``_ts:{view}`` (a protobuf Timestamp) with the incoming time on the serve
 writer is never overwritten by older data (``redis_scripts``). On a cluster every call holds keys of
 one hash slot only, as a multi-key script call must.
 
-The commands are built in bulk from Arrow: every key and argument becomes a RESP bulk string by
-Arrow's element-wise join, and a call's bytes are a header, slices of those strings' data buffers
-and the view's shared arguments; no Python object is made per row. They go out on redis-py's own
-connections (its AUTH, TLS, database and cluster routing) from a sending thread, so that a
-partition encodes its next rows while the server runs the script.
+The work is split in three parts, each a module: the calls are built in bulk from Arrow, with no
+Python object per row (``redis_calls``); they go out on redis-py's own connections, to the node of
+their slot on a cluster (``redis_nodes``), from a sending thread, so that a partition encodes its
+next rows while the server runs the script; and every key's outcome is counted from the server's
+answers (``push_tally``). This module drives them: pipelines, redirects, retries.
 
 A key that does not exist yet needs no check: the create script makes a call's keys whole with
 RESTORE, from DUMP payloads built on the client (``redis_dump``), when none of them exists (one
@@ -38,31 +38,28 @@ the push (``server_identity``) and pushes again when they differ.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import redis
-from redis.connection import Connection
-from redis.crc import key_slot
 
+from featurestore_spark.columns import TS_MICROS
 from featurestore_spark.errors import ConfigError
-from featurestore_spark.online import redis_dump as D
 from featurestore_spark.online import redis_layout as L
-from featurestore_spark.online.redis_scripts import CREATE, Script, newer_wins
+from featurestore_spark.online.push_tally import Created, Tally, reason
+from featurestore_spark.online.redis_calls import KEYS_PER_CALL, Call, CallMaker
+from featurestore_spark.online.redis_nodes import LOST, Nodes
 from featurestore_spark.online.server_identity import until_stable
 from featurestore_spark.online.settings import RedisSettings
 
-#: Keys per script call, and keys per pipeline (one write per node; all nodes answer in one round trip).
-KEYS_PER_CALL = 200
+__all__ = ["COUNTS_SCHEMA", "KEYS_PER_CALL", "KEYS_PER_PIPELINE", "PushSpec", "push_batches", "write_encoded"]
+
+#: Keys per pipeline (one write per node; all nodes answer in one round trip).
 KEYS_PER_PIPELINE = 1600
 #: Pipelines handed to the sending thread and not yet answered, at most: the partition encodes its
 #: next rows while the server works through these (one at a time, in order).
@@ -76,10 +73,6 @@ CLUSTER_GROUP_ROWS = 400_000
 CLUSTER_GROUP_BYTES = 64 << 20
 #: After this many keys in a row that newer-wins calls found missing, a partition sends create calls again.
 CREATE_AGAIN = KEYS_PER_PIPELINE
-#: Parts of the answers of a server that cannot or may not run RESTORE (an ACL without it, a renamed
-#: command, a server before Redis 7.0 that cannot read the payload): the partition stops create calls.
-_REFUSED = ("can't run this command", "NOPERM", "no permissions", "nknown Redis command", "unknown command",
-            "DUMP payload version or checksum are wrong", "Bad data format")
 #: A pipeline that loses its connection (a Redis restart, a failover) is sent again after a pause
 #: that doubles each time. Sending again is safe: the script only writes strictly newer values, so
 #: keys a lost attempt had already written are not written twice (and count as written). After the last
@@ -101,7 +94,6 @@ _COUNTS = pa.schema([("written", pa.int64()), ("created", pa.int64()), ("skipped
 # multi-key call met a slot halfway through a migration, a failover. -MOVED and -ASK are followed
 # at once (see ``_Writer.flush``).
 _RESEND = (redis.exceptions.NoScriptError, redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError)
-_LOST = (redis.ConnectionError, redis.TimeoutError)
 _MIGRATING = (redis.exceptions.AskError, redis.exceptions.TryAgainError)  # -MOVED is taken care of first
 
 
@@ -129,92 +121,29 @@ class PushSpec:
 
 log = logging.getLogger(__name__)
 
-_ASKING = b"*1\r\n$6\r\nASKING\r\n"
-
-
-class _Strings(NamedTuple):
-    """RESP bulk strings of some rows: the data buffer, and each row's offset in it (rows + 1)."""
-
-    data: memoryview
-    at: np.ndarray
-
-
-@dataclass
-class _Call:
-    slot: int
-    keys: int  # how many
-    script: Script
-    command: bytes  # the whole EVALSHA command in RESP: header, keys, the view's arguments, the keys' arguments
-    key_at: np.ndarray  # its rows' offsets in the data its keys were cut from (keys + 1), to cut it per key
-    arg_at: np.ndarray  # the same for its arguments
-    checked: Callable[[], _Call] | None = None  # a create call: the same keys as a newer-wins call
-    resent: bool = False  # an earlier attempt may have run (its answer was lost): "same event time" means written
-
-    def as_checked(self) -> _Call:
-        """The newer-wins call of the same keys (itself if it is one)."""
-        if self.checked is None:
-            return self
-        call = self.checked()
-        call.resent = self.resent
-        return call
-
-
-def _bulk(*columns: pa.Array) -> pa.BinaryArray:
-    r"""Per row, the row's value of every binary column as a RESP bulk string, ``$<length>\r\n<bytes>\r\n``."""
-    parts: list = []
-    glue = b""  # the previous column's closing CRLF, put into the next scalar: fewer inputs to join
-    for column in columns:
-        lengths = pc.binary_length(column)
-        n = lengths.to_numpy()
-        if len(n) and n.min() == n.max():  # one width (doubles, int keys): one scalar, no text per row
-            parts.append(glue + b"$%d\r\n" % n[0])
-        else:
-            parts += [glue + b"$", lengths.cast(pa.string()).cast(pa.binary()), b"\r\n"]
-        parts.append(column)
-        glue = b"\r\n"
-    return pc.binary_join_element_wise(*parts, glue, b"")
-
-
-def _rows(array: pa.BinaryArray) -> _Strings:
-    """The data buffer of a binary array and the offsets of its n rows in it (n + 1 of them)."""
-    _, offsets, data = array.buffers()
-    return _Strings(memoryview(data), np.frombuffer(offsets, np.int32, len(array) + 1, array.offset * 4))
-
 
 class _Writer:
-    """Packs rows into script calls and sends them in pipelines to the server (or to the primary of
-    each call's slot) from a thread of its own, so that encoding goes on while the server works;
-    counts the outcome. The thread runs ``flush`` for one pipeline after another."""
+    """One partition's push: packs rows into script calls (``redis_calls``), hands pipelines of them to
+    a sending thread of its own, so that encoding goes on while the server works, and there sends them
+    (``redis_nodes``), follows redirects and retries, and counts every key (``push_tally``). The thread
+    runs ``flush`` for one pipeline after another."""
 
     def __init__(self, spec: PushSpec):
         self.cluster = spec.settings.cluster
-        # A cluster client reads the topology here: if no node answers, that raises (see push_batches).
-        self.client = spec.settings.client()
-        self.loaded: set[int] = set()  # node clients that have the scripts
-        self.outside: dict[tuple[str, int], redis.Redis] = {}  # -ASK targets the topology does not list
-        self.written = self.created = self.skipped = self.failed = 0
-        self.resend = spec.resend
+        self.address = spec.settings.address
+        self.calls = CallMaker(spec.view, spec.features, spec.settings.key_ttl_seconds, self.cluster, spec.resend)
         # WAIT must answer within the socket timeout, or its pipeline would be taken for lost and resent.
         self.min_replicas = spec.min_replicas
         self.replica_timeout_ms = min(spec.replica_timeout_ms, int(spec.settings.socket_timeout * 500))
-        self.wait_command = b"" if not spec.min_replicas else b"".join(
-            b"$%d\r\n%s\r\n" % (len(a), a) for a in (b"WAIT", b"%d" % spec.min_replicas,
-                                                       b"%d" % self.replica_timeout_ms))
-        if self.wait_command:
-            self.wait_command = b"*3\r\n" + self.wait_command
-        self.error: str | None = None
-        self.broken = False
-        self.address = spec.settings.address
-        self.fields = [L.ts_field(spec.view), *(L.field_hash(spec.view, f) for f, _ in spec.features)]
-        ttl = spec.settings.key_ttl_seconds
-        self.check = Script(newer_wins(len(spec.features)),
-                             [self.fields[0], str(ttl).encode(), str(len(spec.features)).encode(), *self.fields[1:]],
-                             per_key=2 + len(spec.features))
-        self.make = Script(CREATE, [str(ttl * 1000).encode()], per_key=2)
+        wait = (spec.min_replicas, self.replica_timeout_ms) if spec.min_replicas else None
+        # A cluster client reads the topology here: if no node answers, that raises (see push_batches).
+        self.nodes = Nodes(spec.settings.client(), self.cluster, self.calls.scripts, wait)
+        self.tally = Tally()
+        self.broken = False  # the server is gone or the replicas are missing: later keys fail unsent
         self.restore = spec.restore  # False once the server refuses RESTORE: no create calls at all then
         self.create = spec.restore  # build create calls (off from a call that finds an existing key)
         self.fresh = 0  # keys in a row that newer-wins calls found missing: create calls again from CREATE_AGAIN
-        self.queue: list[_Call] = []
+        self.queue: list[Call] = []
         self.queued = 0
         self.sender = ThreadPoolExecutor(max_workers=1)
         self.sent: deque[Future] = deque()
@@ -223,7 +152,7 @@ class _Writer:
         """Queue calls for rows of ``keys`` and their encoded columns (the event time's Timestamp, then
         the features' values); hand a pipeline to the sending thread whenever enough keys are queued.
         One row per key (see ``write_encoded``)."""
-        for call in self._calls(keys, columns):
+        for call in self.calls.calls(keys, columns, create=self.restore and self.create):
             self.queue.append(call)
             self.queued += call.keys
             if self.queued >= KEYS_PER_PIPELINE:
@@ -249,190 +178,43 @@ class _Writer:
             self.wait()
         finally:
             self.sender.shutdown(cancel_futures=True)
-            for client in (self.client, *self.outside.values()):
-                client.close()
+            self.nodes.close()
 
-    def _calls(self, keys: pa.BinaryArray, columns: Sequence[pa.BinaryArray]) -> list[_Call]:
-        """Calls of up to KEYS_PER_CALL rows each (of one hash slot each, on a cluster): each call's
-        keys and arguments are one slice of the bulk strings' data, so no Python object is made per row.
-        Create calls when they are on and every row fits a listpack; each can become a newer-wins call."""
-        n = len(keys)
-        if self.cluster:
-            slots = np.fromiter(map(key_slot, keys.to_pylist()), dtype=np.int32, count=n)
-            order = np.argsort(slots, kind="stable")
-            keys, columns, slots = keys.take(order), [c.take(order) for c in columns], slots[order]
-            cuts = [0, *(np.flatnonzero(np.diff(slots)) + 1).tolist(), n]
-        else:
-            slots, cuts = np.zeros(n, dtype=np.int32), [0, n]
-        spans = [(int(slots[start]), start, min(b, start + KEYS_PER_CALL))
-                 for a, b in zip(cuts, cuts[1:]) for start in range(a, b, KEYS_PER_CALL)]
-        key_rows = _rows(_bulk(keys))
-        if not (self.restore and self.create and D.fits(self.fields, columns)):
-            args = _rows(_bulk(*columns))
-            return [self._call(self.check, key_rows, args, *span) for span in spans]
-        made = _rows(_bulk(D.payloads(self.fields, columns)))
+    def _fail(self, calls: Sequence[Call], why: str) -> None:
+        self.tally.fail(sum(c.keys for c in calls), why)
 
-        @functools.cache
-        def check_args() -> _Strings:  # the newer-wins arguments, built when a first call needs them
-            return _rows(_bulk(*columns))
-
-        def checked(span: tuple[int, int, int]) -> Callable[[], _Call]:
-            return lambda: self._call(self.check, key_rows, check_args(), *span)
-
-        return [self._call(self.make, key_rows, made, *span, checked=checked(span)) for span in spans]
-
-    def _call(self, script: Script, keys: _Strings, args: _Strings, slot: int, start: int, stop: int,
-              checked: Callable[[], _Call] | None = None) -> _Call:
-        """The call of ``script`` for rows ``start`` to ``stop``: slices of their data, no copy per row."""
-        size = stop - start
-        command = (f"*{script.argc + size * script.per_key}\r\n$7\r\nEVALSHA\r\n$40\r\n{script.sha}\r\n"
-                   f"${len(str(size))}\r\n{size}\r\n").encode()
-        return _Call(slot, size, script, b"".join((command, keys.data[keys.at[start]:keys.at[stop]], script.head,
-                                                   args.data[args.at[start]:args.at[stop]])),
-                     keys.at[start:stop + 1], args.at[start:stop + 1], checked, self.resend)
-
-    def _one_by_one(self, call: _Call) -> list[tuple[_Call, None]]:
-        """``call`` cut into one call per key (out of its own command's bytes), each routed by its slot."""
-        call = call.as_checked()
-        key_at, arg_at = call.key_at - call.key_at[0], call.arg_at - call.arg_at[0]
-        head = call.script.head
-        start = len(call.command) - int(key_at[-1]) - len(head) - int(arg_at[-1])  # after the header
-        data = memoryview(call.command)
-        keys, args = _Strings(data[start:], key_at), _Strings(data[start + int(key_at[-1]) + len(head):], arg_at)
-        parts = [self._call(call.script, keys, args, call.slot, i, i + 1) for i in range(call.keys)]
-        for part in parts:
-            part.resent = call.resent
-        return [(part, None) for part in parts]
-
-    def _node(self, slot: int) -> redis.Redis:
-        if not self.cluster:
-            return self.client
-        return self.client.get_redis_connection(self.client.nodes_manager.get_node_from_slot(slot))
-
-    def _node_at(self, address: tuple[str, int]) -> redis.Redis:
-        """The client of the node at ``address`` (an -ASK target). A master that owns no slot yet (one
-        just added, taking its first slots) is not in the topology: it gets a client of its own."""
-        node = self.client.get_node(host=address[0], port=address[1])
-        if node is not None:
-            return self.client.get_redis_connection(node)
-        if address not in self.outside:
-            manager = self.client.nodes_manager
-            self.outside[address] = manager.create_redis_node(address[0], address[1], **manager.connection_kwargs)
-        return self.outside[address]
-
-    def _send(
-        self, groups: list[tuple[redis.Redis, list[_Call], bool]]
-    ) -> list[tuple[list[_Call], list | Exception, int | None]]:
-        """Send each node's calls in one write on a connection of that node, to every node before reading
-        any answer (the masters of a cluster work at the same time), then read them. Per node: its
-        answers (an error answer is an exception in the list, not raised), or the exception that lost
-        the whole node: a lost connection, or an error answer to SCRIPT LOAD, after which no call can
-        run. A group flagged ``asking`` goes to a slot's importing node: ASKING precedes each call.
-        With ``min_replicas``, a WAIT closes each node's chunk: its answer, the replicas that
-        acknowledged the node's writes so far, is the third item (else None).
-        redis-py's connection does AUTH, TLS and SELECT."""
-        results: list[tuple[list[_Call], list | Exception, int | None]] = []
-        sent: list[tuple[redis.Redis, Connection, list[_Call], bool]] = []
-        try:
-            for node, calls, asking in groups:
-                conn = None
-                try:
-                    if id(node) not in self.loaded:
-                        node.script_load(self.check.source)
-                        node.script_load(self.make.source)
-                        self.loaded.add(id(node))
-                    conn = node.connection_pool.get_connection()
-                    sent.append((node, conn, calls, asking))
-                    prefix = _ASKING if asking else b""
-                    conn.send_packed_command([b"".join([*(prefix + c.command for c in calls), self.wait_command])])
-                except (*_LOST, redis.ResponseError) as exc:
-                    if conn is not None:
-                        sent.pop()
-                        node.connection_pool.release(conn)
-                    results.append((calls, exc, None))
-            while sent:
-                node, reader, calls, asking = sent[0]
-                answers: list = []
-                try:
-                    for _ in calls:
-                        if asking:
-                            try:
-                                reader.read_response()  # +OK to ASKING
-                            except redis.ResponseError:
-                                pass  # the call's own answer follows, and says what went wrong
-                        try:
-                            answers.append(reader.read_response())
-                        except redis.ResponseError as exc:
-                            answers.append(exc)
-                    replicas = self._replicas(reader) if self.wait_command else None
-                    results.append((calls, answers, replicas))
-                except _LOST as exc:
-                    results.append((calls, exc, None))
-                finally:
-                    sent.pop(0)
-                    node.connection_pool.release(reader)  # a connection lost midway was closed by redis-py
-        finally:
-            for node, left, _, _ in sent:  # only after an unexpected error: hand the connections back closed
-                left.disconnect()
-                node.connection_pool.release(left)
-        return results
-
-    def _created(self, answer: object) -> bool:
-        """Count a create call's answer; False when it wrote nothing: a key exists (create calls stop
-        until CREATE_AGAIN), the server refused RESTORE (they stop for good, with a warning) or another
-        error (out of memory, a read-only replica: the newer-wins script meets it too, and counts it)."""
-        if isinstance(answer, int) and answer >= 0:
-            self.written += answer
-            self.created += answer
-            return True
-        if isinstance(answer, Exception):
-            reason = f"{type(answer).__name__}: {str(answer).splitlines()[0]}"
-            if self.restore and any(m in reason for m in _REFUSED):
-                self.restore = False
-                log.warning("Redis at %s refused RESTORE (%s): this partition writes with the newer-wins script "
-                            "only", self.address, reason)
-        else:
+    def _create_answer(self, call: Call, answer: object) -> bool:
+        """Count a create call's answer; False when it wrote nothing and must go again as a newer-wins
+        call: a key exists (create calls stop until CREATE_AGAIN), the server refused RESTORE (they stop
+        for good, with a warning) or another error (the newer-wins script meets it too, and counts it)."""
+        outcome = self.tally.create_answer(answer)
+        if outcome is Created.REFUSED and self.restore:
+            self.restore = False
+            log.warning("Redis at %s refused RESTORE (%s): this partition writes with the newer-wins script "
+                        "only", self.address, reason(answer))  # type: ignore[arg-type]
+        elif outcome is Created.EXISTS:
             self.create, self.fresh = False, 0
-        return False
+        return outcome is Created.WRITTEN
 
-    def _checked(self, answer: list, call: _Call) -> None:
-        """Count a newer-wins call's answer (written, same event time, newer, none existed); after
-        CREATE_AGAIN keys in a row that did not exist, create calls start again. Keys holding this
-        very event time were written by a lost earlier attempt when the call was ``resent``."""
-        written, same, newer, fresh = (int(a) for a in answer)
-        self.written += written + same * call.resent
-        self.skipped += newer + same * (not call.resent)
+    def _check_answer(self, call: Call, answer: list) -> None:
+        """Count a newer-wins call's answer; after CREATE_AGAIN keys in a row that did not exist, create
+        calls start again."""
+        fresh = self.tally.check_answer(answer, call)
         self.fresh = self.fresh + call.keys if fresh else 0
         if self.fresh >= CREATE_AGAIN:
             self.create = True
 
-    def _replicas(self, reader: Connection) -> int | str:
-        """The answer to WAIT: the replicas that acknowledged, or why the server refused it (an ACL
-        without WAIT, a node that is a replica)."""
-        try:
-            return int(reader.read_response())
-        except redis.ResponseError as exc:
-            return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-
-    def _unreplicated(self, before: tuple[int, int, int], replicas: int | str) -> None:
-        """The keys a node answered for since ``before`` (written, created, skipped) reached fewer
-        replicas than asked within the timeout: they count as failed, the skipped ones too (a rerun
-        finds keys it wrote before holding the same event time, and only WAIT tells whether the
-        replicas have them now), and so does every later key of the partition, unsent: the replicas
+    def _unreplicated(self, since: tuple[int, int, int], replicas: int | str) -> None:
+        """Fewer replicas than asked acknowledged a node's writes within the timeout: its keys since
+        ``since`` count as failed, and so does every later key of the partition, unsent: the replicas
         are missing, and waiting out the timeout for every pipeline would only delay the report."""
-        self.failed += (self.written - before[0]) + (self.skipped - before[2])
-        self.written, self.created, self.skipped = before
-        self.broken = True
         answer = (f"only {replicas} of {self.min_replicas}" if isinstance(replicas, int)
                   else f"WAIT for {self.min_replicas} refused ({replicas}):")
-        self.error = self.error or (f"{answer} replica(s) of Redis at {self.address} acknowledged the writes "
-                                    f"within {self.replica_timeout_ms} ms")
+        self.tally.unconfirmed(since, f"{answer} replica(s) of Redis at {self.address} acknowledged the writes "
+                                      f"within {self.replica_timeout_ms} ms")
+        self.broken = True
 
-    def _fail(self, calls: Sequence[_Call], reason: str) -> None:
-        self.failed += sum(c.keys for c in calls)
-        self.error = self.error or reason
-
-    def flush(self, calls: list[_Call]) -> None:
+    def flush(self, calls: list[Call]) -> None:
         """Send ``calls`` (one pipeline per node), resending what was lost or redirected; count every key.
 
         A cluster's redirects are followed at once: after -MOVED (the slot has a new owner) the
@@ -442,46 +224,45 @@ class _Writer:
         Such rounds are at most REDIRECTS. What was lost, refused for now (TRYAGAIN, CLUSTERDOWN) or
         found the script cache empty waits out a backoff first, at most RETRIES times."""
         if self.broken:
-            self._fail(calls, self.error or "an earlier pipeline failed")
+            self._fail(calls, self.tally.error or "an earlier pipeline failed")
             return
         if not (self.create and self.restore):  # built before a call found a key: check them instead
             calls = [c.as_checked() for c in calls]
-        pending: list[tuple[_Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
+        pending: list[tuple[Call, tuple[str, int] | None]] = [(c, None) for c in calls]  # (call, ASK target)
         losses = redirects = 0
         wait = refresh = False
         while True:
             if wait:
                 if losses == RETRIES:
                     self.broken = True
-                    self._fail([c for c, _ in pending],
-                               f"no answer from Redis at {self.address} after {RETRIES} retries")
+                    self._fail([c for c, _ in pending], f"no answer from Redis at {self.address} after {RETRIES} retries")
                     return
                 time.sleep(FIRST_PAUSE_SECONDS * 2 ** losses)
                 losses += 1
-                self.loaded.clear()
+                self.nodes.forget_scripts()
             if self.cluster and (wait or refresh):
                 try:
-                    self.client.nodes_manager.initialize()
-                except _LOST + (redis.exceptions.RedisClusterException,):
+                    self.nodes.refresh()
+                except LOST + (redis.exceptions.RedisClusterException,):
                     wait = True
                     continue  # every node still unreachable: wait longer
-            groups: dict[tuple[int, bool], tuple[redis.Redis, list[_Call], bool]] = {}
+            groups: dict[tuple[int, bool], tuple[redis.Redis, list[Call], bool]] = {}
             for call, target in pending:
-                node = self._node(call.slot) if target is None else self._node_at(target)
+                node = self.nodes.of_slot(call.slot) if target is None else self.nodes.at(target)
                 groups.setdefault((id(node), target is not None), (node, [], target is not None))[1].append(call)
-            again: list[tuple[_Call, tuple[str, int] | None]] = []
+            again: list[tuple[Call, tuple[str, int] | None]] = []
             wait = refresh = False
-            for group, answers, replicas in self._send(list(groups.values())):
-                if isinstance(answers, _LOST):
+            for group, answers, replicas in self.nodes.send(list(groups.values())):
+                if isinstance(answers, LOST):
                     for call in group:  # it may have run before the connection went: its answer is lost
                         call.resent = True
                     again += [(c, None) for c in group]
                     wait = True
                     continue
                 if isinstance(answers, Exception):  # e.g. NOPERM or BUSY on SCRIPT LOAD
-                    self._fail(group, f"{type(answers).__name__}: {str(answers).splitlines()[0]}")
+                    self._fail(group, reason(answers))
                     continue
-                before = (self.written, self.created, self.skipped)
+                since = self.tally.mark()
                 for call, answer in zip(group, answers):
                     if isinstance(answer, redis.exceptions.AskError) and not self.cluster:  # MOVED too
                         self._fail([call], f"{type(answer).__name__}: the server is a Redis Cluster node; set "
@@ -492,21 +273,21 @@ class _Writer:
                     elif isinstance(answer, _MIGRATING) and call.keys > 1:
                         # Its slot is being migrated: the keys may be on either node, and neither takes
                         # a call holding keys it lacks; each key alone can be served or redirected.
-                        again += self._one_by_one(call)
+                        again += [(part, None) for part in self.calls.one_by_one(call)]
                     elif isinstance(answer, redis.exceptions.AskError):
                         again.append((call, answer.node_addr))
                     elif isinstance(answer, _RESEND):
                         again.append((call, None))
                         wait = True
                     elif call.checked is not None:
-                        if not self._created(answer):
+                        if not self._create_answer(call, answer):
                             again.append((call.as_checked(), None))
                     elif isinstance(answer, Exception):
-                        self._fail([call], f"{type(answer).__name__}: {str(answer).splitlines()[0]}")
+                        self._fail([call], reason(answer))
                     else:
-                        self._checked(answer, call)
+                        self._check_answer(call, answer)
                 if replicas is not None and (isinstance(replicas, str) or replicas < self.min_replicas):
-                    self._unreplicated(before, replicas)
+                    self._unreplicated(since, replicas)
             pending = again
             if not pending:
                 return
@@ -538,7 +319,7 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
     writer, _, unconfirmed = until_stable(spec.settings, one_pass)
     if unconfirmed:
         return 0, len(keys), unconfirmed
-    return writer.written, writer.failed, writer.error
+    return writer.tally.written, writer.tally.failed, writer.tally.error
 
 
 def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
@@ -546,11 +327,11 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     ``materialize.latest_of`` leaves them); yield one ``COUNTS_SCHEMA`` row."""
     try:
         writer = _Writer(spec)
-    except (*_LOST, redis.exceptions.RedisClusterException) as exc:
+    except (*LOST, redis.exceptions.RedisClusterException) as exc:
         # No connection for this partition at all: count its rows failed (a rerun writes them).
         rows = sum(batch.num_rows for batch in batches)
-        error = f"{type(exc).__name__}: cannot connect to Redis at {spec.settings.address}"
-        yield pa.RecordBatch.from_pydict({"written": [0], "created": [0], "skipped": [0], "failed": [rows], "error": [error]},
+        lost = f"{type(exc).__name__}: cannot connect to Redis at {spec.settings.address}"
+        yield pa.RecordBatch.from_pydict({"written": [0], "created": [0], "skipped": [0], "failed": [rows], "error": [lost]},
                                          schema=_COUNTS)
         return
     # On a cluster a call holds keys of one slot only; grouping more rows at once puts more keys in
@@ -569,7 +350,7 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
         if batch.num_rows == 0:
             continue
         keys = L.encode_entity_keys({k: batch.column(k) for k, _ in spec.keys}, dict(spec.keys), spec.project)
-        columns = [L.encode_timestamps(batch.column("__ts_us").to_numpy(zero_copy_only=False)),
+        columns = [L.encode_timestamps(batch.column(TS_MICROS).to_numpy(zero_copy_only=False)),
                    *(L.encode_values(batch.column(f), dtype) for f, dtype in spec.features)]
         pending.append((keys, columns))
         total += batch.num_rows
@@ -579,9 +360,10 @@ def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[
     if pending:
         send()
     writer.close()
-    failed, error = writer.failed, writer.error
-    unaccounted = total - writer.written - writer.skipped - writer.failed
-    written, created, skipped = writer.written, writer.created, writer.skipped
+    tally = writer.tally
+    failed, error = tally.failed, tally.error
+    unaccounted = total - tally.written - tally.skipped - tally.failed
+    written, created, skipped = tally.written, tally.created, tally.skipped
     if unaccounted:  # a defect of the writer's bookkeeping: never let it read as written or skipped
         log.error("Redis push of view '%s': the counts of %d keys add up to %d", spec.view, total, total - unaccounted)
         error = f"the writer's counts of {total} keys add up to {total - unaccounted} (a defect: please report it); rerun"

@@ -8,26 +8,30 @@ then the requested features under their view names. Columns are selected by name
 
 from __future__ import annotations
 
-import re
-
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from featurestore_spark.columns import CREATED, RESERVED_FEATURE, RESERVED_FEATURE_TEXT, TIE, TS, key_col
 from featurestore_spark.delta_io import read_delta
-from featurestore_spark.errors import MissingColumnError, NotSupportedError, TimestampTypeError
-from featurestore_spark.offline.entity_input import check_key_column
+from featurestore_spark.errors import JoinKeyTypeError, MissingColumnError, NotSupportedError, TimestampTypeError
 from featurestore_spark.session import check_utc
 from featurestore_spark.specs import FeatureViewSpec
 
-TS, CREATED, TIE = "__ts", "__c", "__tie"
-#: Names the normal form and the candidates' pruning (``candidates._LO``/``_HI``) use beside the
-#: features: a feature cannot have one (case-insensitively, as Spark resolves names).
-RESERVED = re.compile(r"__(k\d+|ts|c|tie|lo|hi)", re.IGNORECASE)
+#: Spark types a join-key column may have, per declared Feast type: values compare exactly.
+COMPATIBLE_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "INT64": (T.LongType, T.IntegerType, T.ShortType, T.ByteType),
+    "INT32": (T.IntegerType, T.ShortType, T.ByteType, T.LongType),
+    "STRING": (T.StringType, T.VarcharType, T.CharType),
+    "BYTES": (T.BinaryType,),
+}
 
 
-def key_col(i: int) -> str:
-    return f"__k{i}"
+def check_key_column(df: DataFrame, column: str, dtype: str, *, where: str, view: str) -> None:
+    """Check a join-key column (of a feature table or the entity rows) against the declared type."""
+    actual = df.schema[column].dataType
+    if not isinstance(actual, COMPATIBLE_KEY_TYPES[dtype]):
+        raise JoinKeyTypeError(column=column, where=where, actual=actual.simpleString(), declared=dtype, view=view)
 
 
 def ranking(features: tuple[str, ...]) -> Column:
@@ -56,14 +60,14 @@ def read_view(
         MissingColumnError: the table lacks a key, timestamp or feature column.
         JoinKeyTypeError / TimestampTypeError: a column has a type the view cannot use.
         ConfigError: the session's time zone is not UTC.
-        NotSupportedError: a feature has a name the engine reserves (``RESERVED``).
+        NotSupportedError: a feature has a name the engine reserves (``columns.RESERVED_FEATURE``).
     """
     check_utc(spark)
     for name in features:
-        if RESERVED.fullmatch(name):
+        if RESERVED_FEATURE.fullmatch(name):
             raise NotSupportedError(
-                f"feature '{name}' of feature view '{view.name}' has a name the engine reserves (__k<n>, __ts, "
-                "__c, __tie, __lo, __hi): rename it in the view, with field_mapping from its column"
+                f"feature '{name}' of feature view '{view.name}' has a name the engine reserves ({RESERVED_FEATURE_TEXT}): "
+                "rename it in the view, with field_mapping from its column"
             )
     src = view.source
     if raw is None:
