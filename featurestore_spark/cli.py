@@ -91,12 +91,13 @@ def report_push(reports: list) -> int:
     return cli_errors.OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = "fsspark") -> int:
+    """Runs one command; ``prog`` names the program in usage and error lines (the jobs give theirs)."""
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     _check(parser, args)
     _logging(args.log_level)
-    return cli_errors.run(lambda: _run(args), debug=args.debug, prog="fsspark")
+    return cli_errors.run(lambda: _run(args), debug=args.debug, prog=prog)
 
 
 def _logging(level: str | None) -> None:
@@ -121,24 +122,40 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fsspark", description="Spark + Delta engine for Feast feature repos",
-                                     epilog=EXIT_CODES)
-    parser.add_argument("--repo", default="feature_repo", help="Feast repo folder (default: feature_repo)")
-    parser.add_argument("--profile", default="local",
-                        help="Spark profile: local (default), cluster, connect, or one in $FSSPARK_CONF_DIR")
-    parser.add_argument("--catalog", help="training-set catalog, a Delta table (default: $FSSPARK_CATALOG or "
-                        "<repo>/data/training_set_catalog)")
-    parser.add_argument("--debug", action="store_true", help="on failure, print the traceback too")
-    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS,
-                        help="Spark's and this library's console log level (default: $FSSPARK_LOG_LEVEL or WARN)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+def _options(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name: with their defaults for the main
+    parser, without them for a command's parser (so that a value given before the name stays)."""
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument("--repo", default=default("feature_repo"), help="Feast repo folder (default: feature_repo)")
+    options.add_argument("--profile", default=default("local"),
+                         help="Spark profile: local (default), cluster, connect, or one in $FSSPARK_CONF_DIR "
+                              "(spark-submit's --master wins)")
+    options.add_argument("--catalog", default=default(None), help="training-set catalog, a Delta table (default: "
+                         "$FSSPARK_CATALOG or <repo>/data/training_set_catalog)")
+    options.add_argument("--debug", action="store_true", default=default(False), help="on failure, print the traceback too")
+    options.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default=default(None),
+                         help="Spark's and this library's console log level (default: $FSSPARK_LOG_LEVEL or WARN)")
+    return options
+
+
+def _parser(prog: str = "fsspark") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Spark + Delta engine for Feast feature repos",
+                                     epilog=EXIT_CODES, parents=[_options(defaults=True)])
+    parser.add_argument("--version", action="version", version=f"fsspark {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    command_options = _options(defaults=False)
+
+    def add_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, parents=[command_options])
+
     for name, help_text in (
         ("historical", "build a point-in-time-correct training set and write it to Delta"),
         ("explain", "show how the point-in-time join would run, and why"),
     ):
-        cmd = sub.add_parser(name, help=help_text)
+        cmd = add_command(name, help_text)
         cmd.add_argument("--entities", required=True, help="entity rows: Delta path, table name or SQL query")
         cmd.add_argument("--features", required=True, help="a feature service, or view:feature,view:feature")
         cmd.add_argument("--full-feature-names", action="store_true", help="name outputs view__feature")
@@ -148,24 +165,25 @@ def _parser() -> argparse.ArgumentParser:
                              help="error (default): fail if --out exists; overwrite: replace it (earlier versions "
                                   "stay readable by time travel); append: add the rows (same columns)")
             cmd.add_argument("--filter-by-created-timestamp", action="store_true")
-    mat = sub.add_parser("materialize", help="push the latest values in [start, end] to Redis")
+    mat = add_command("materialize", "push the latest values in [start, end] to Redis")
     mat.add_argument("--start", required=True, type=_instant, help="ISO time (UTC if no offset)")
     mat.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset), after --start")
     mat.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
-    ts = sub.add_parser("training-set", help="build a training set from a request file, or rebuild one")
+    ts = add_command("training-set", "build a training set from a request file, or rebuild one")
     ts.add_argument("request", nargs="?", help="YAML or JSON training-set request")
+    ts.add_argument("--request", dest="request_option", metavar="REQUEST", help="the same, as an option (the job's form)")
     ts.add_argument("--reproduce", metavar="SOURCE", help="rebuild from a training-set table or a manifest .json")
     ts.add_argument("--out", help="with --reproduce: Delta path for the rebuilt training set")
     ts.add_argument("--version", type=count_at_least(0), help="with --reproduce on a table: the build that wrote this version")
-    sets = sub.add_parser("training-sets", help="the catalog of training sets built")
+    sets = add_command("training-sets", "the catalog of training sets built")
     sets_sub = sets.add_subparsers(dest="action", required=True)
     sets_sub.add_parser("list", help="every build, newest first")
     sets_sub.add_parser("show", help="one training set in full").add_argument("name")
-    inc = sub.add_parser("materialize-incremental", help="push what changed since the last run, up to end")
+    inc = add_command("materialize-incremental", "push what changed since the last run, up to end")
     inc.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
     inc.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
     inc.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
-    fresh = sub.add_parser("freshness", help="how new each view's offline rows are, and how far Redis lags")
+    fresh = add_command("freshness", "how new each view's offline rows are, and how far Redis lags")
     fresh.add_argument("--views", default=None, help="comma-separated views (default: every view)")
     fresh.add_argument("--at", type=_instant, default=None, help="measure ages at this ISO time (default: now)")
     fresh.add_argument("--state-path", default=None, help="Delta table of watermarks (default: next to the registry)")
@@ -173,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="exit with status 4 when a view's newest row is older than its ttl")
     fresh.add_argument("--fail-if-behind", action="store_true",
                        help="exit with status 4 when Redis may lack rows Delta has (see docs/operations.md)")
-    stream = sub.add_parser("ingest-stream", help="stream rows into a view's Delta source and Redis")
+    stream = add_command("ingest-stream", "stream rows into a view's Delta source and Redis")
     stream.add_argument("--view", required=True, help="the feature view")
     stream.add_argument("--from", dest="source", required=True,
                         help="a Delta table (path or name), or a folder of parquet or json files in the view "
@@ -196,6 +214,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.command == "materialize" and args.start >= args.end:
         parser.error(f"--start {args.start.isoformat()} is not before --end {args.end.isoformat()}; "
                      "materialize pushes the rows of [start, end]")
+    if args.command == "training-set" and args.request_option is not None:
+        if args.request is not None:
+            parser.error("give the request once: as the argument or as --request")
+        args.request = args.request_option
     if args.command == "training-set" and (args.request is None) == (args.reproduce is None):
         parser.error("training-set takes a request file, or --reproduce SOURCE --out PATH")
     if args.command == "training-set" and args.reproduce and not args.out:
