@@ -5,12 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SPARK_LOCAL_IP=${SPARK_LOCAL_IP:-127.0.0.1}
-# The tests start their own Redis servers on ports from $FSSPARK_TEST_PORT_BASE (default 7100). Only the
-# quickstart and demo tests run the example repo as the README shows it, against its Redis on 6379:
-# that one comes from scripts/redis.sh (a throw-away server, or the one already answering there).
-source scripts/redis.sh
-redis_start
-trap redis_stop EXIT
+# The tests start their own Redis servers on ports from $FSSPARK_TEST_PORT_BASE (default 7100) and never
+# touch one they did not start (the example repo runs as a copy pointed at them).
 # Static checks first (seconds): lint of everything, types of the public API (pyproject.toml says which).
 .venv/bin/ruff check featurestore_spark jobs tests benchmarks
 .venv/bin/mypy
