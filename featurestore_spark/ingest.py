@@ -49,14 +49,19 @@ def ingest_stream(
     read_view(spark, view, features, raw=stream)  # the same column and type checks as every read
     address, location = view.source.address, view.source.location
 
+    known: dict[str, str] = {}  # the query's id, read from the checkpoint by the first batch of this process
+
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # Runs in the driver, or over Spark Connect in a Python process of the server: it may use only
-        # what it is given (no state shared with the caller, no session but the batch's).
+        # what it is given and its own state (``known``), no state shared with the caller, no session
+        # but the batch's.
         session = batch.sparkSession
         now = datetime.now(timezone.utc)
         batch = batch.persist()
         try:
-            app_id = f"fsspark-{_query_id(session, checkpoint)}"
+            if "id" not in known:
+                known["id"] = _query_id(session, checkpoint)
+            app_id = f"fsspark-{known['id']}"
             writer = batch.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", batch_id)
             writer.save(address) if view.source.path else writer.saveAsTable(address)
             if settings is not None:

@@ -6,6 +6,8 @@ Library code asks here instead of touching ``sparkContext``, so that it runs on 
 
 from __future__ import annotations
 
+import functools
+
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -26,6 +28,12 @@ def default_parallelism(spark: SparkSession) -> int:
     """How many tasks the cluster runs at once by default (its cores, unless configured)."""
     if not is_connect(spark):
         return int(spark.sparkContext.defaultParallelism)
-    # A range gets the default parallelism as its partition count (a tiny job, with no sparkContext).
+    return _connect_parallelism(spark)
+
+
+@functools.lru_cache(maxsize=16)
+def _connect_parallelism(spark: SparkSession) -> int:
+    """Over Connect, once per session: a range gets the default parallelism as its partition count (a
+    tiny job; there is no sparkContext to ask)."""
     parts = spark.range(0, 1 << 16).select(F.spark_partition_id().alias("part")).agg(F.max("part"))
     return int(parts.collect()[0][0]) + 1

@@ -163,10 +163,7 @@ def connect_session(url: str, *, app_name: str = "featurestore_spark", conf: dic
     """
     address = url.removeprefix("sc://").split("/", 1)[0].split(";", 1)[0]
     host, _, port = address.rpartition(":") if ":" in address else (address, "", "15002")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=MASTER_TIMEOUT_SECONDS):
-            pass
-    except (OSError, ValueError):
+    if not _answers(host or "localhost", port):
         raise ConfigError(f"the Spark Connect server at sc://{host}:{port} does not answer (no connection within "
                           f"{MASTER_TIMEOUT_SECONDS} s); start it (scripts/connect.sh start on this machine) or fix "
                           "the URL ($SPARK_REMOTE or the profile's remote)") from None
@@ -192,13 +189,20 @@ def check_master(url: str) -> None:
         return  # local, YARN, Kubernetes: Spark's own errors are prompt
     for address in url.removeprefix("spark://").split(","):
         host, _, port = address.rpartition(":")
-        try:
-            with socket.create_connection((host, int(port)), timeout=MASTER_TIMEOUT_SECONDS):
-                return
-        except (OSError, ValueError):
-            continue
+        if _answers(host, port):
+            return
     raise ConfigError(f"the Spark master {url} does not answer (no connection within {MASTER_TIMEOUT_SECONDS} s); "
                       "start it (scripts/cluster.sh start on this machine) or pass the right --master")
+
+
+def _answers(host: str, port: str) -> bool:
+    """Whether something accepts a TCP connection at ``host:port`` within ``MASTER_TIMEOUT_SECONDS``
+    (a port that is not a number does not)."""
+    try:
+        with socket.create_connection((host, int(port)), timeout=MASTER_TIMEOUT_SECONDS):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _jar_conf(prof: Profile) -> dict[str, str]:

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import redis
 
 PORT_BASE = int(os.environ.get("FSSPARK_TEST_PORT_BASE", "7100"))
@@ -32,7 +33,38 @@ def _wait(port: int, **kwargs) -> None:
     raise RuntimeError(f"redis-server on port {port} did not start")
 
 
+#: Pids of the servers the tests started, by port: a run killed before its clean-up (SIGKILL) leaves
+#: its servers running, and the next run stops those, and only those.
+STARTED = Path(__file__).resolve().parents[1] / ".cache" / "test-servers"
+
+
+def _started(port: int, proc: subprocess.Popen) -> None:
+    STARTED.mkdir(parents=True, exist_ok=True)
+    (STARTED / f"{port}.pid").write_text(str(proc.pid))
+
+
+def _stopped(port: int) -> None:
+    (STARTED / f"{port}.pid").unlink(missing_ok=True)
+
+
+def _stop_left_over(port: int) -> None:
+    """Stop the server a killed earlier run started on ``port``, if its pid is still that redis-server."""
+    pidfile = STARTED / f"{port}.pid"
+    if not pidfile.exists():
+        return
+    try:
+        proc = psutil.Process(int(pidfile.read_text()))
+        command = proc.cmdline()  # redis-server names itself "redis-server 127.0.0.1:<port>"
+        if proc.name() == "redis-server" and (f":{port}" in " ".join(command) or str(port) in command):
+            proc.kill()
+            proc.wait(timeout=10)
+    except (psutil.Error, ValueError):
+        pass
+    pidfile.unlink(missing_ok=True)
+
+
 def _refuse_taken(port: int) -> None:
+    _stop_left_over(port)
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
     except OSError:
@@ -60,12 +92,14 @@ def redis_server(port: int, folder: Path, *args: str, tls: bool = False, **ping)
     cmd = ["redis-server", *where, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder),
            "--logfile", str(folder / "redis.log"), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _started(port, proc)
     try:
         _wait(port, **ping)
         yield port
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        _stopped(port)
 
 
 @contextmanager
@@ -73,6 +107,9 @@ def redis_cluster(first_port: int, folder: Path, masters: int = 3, replicas: int
     """A cluster of ``masters`` primaries with ``replicas`` replicas each, on consecutive ports; yields
     the ports. With replicas, a node missing for 1 s counts as failed, so that a replica takes over quickly."""
     ports = [first_port + i for i in range(masters * (1 + replicas))]
+    for port in ports:  # the node's port and its cluster bus port
+        _refuse_taken(port)
+        _refuse_taken(port + 10000)
     procs = []
     try:
         for port in ports:
@@ -83,6 +120,7 @@ def redis_cluster(first_port: int, folder: Path, masters: int = 3, replicas: int
                  "--cluster-node-timeout", "1000" if replicas else "15000",
                  "--cluster-config-file", str(node / "nodes.conf"), "--save", "", "--appendonly", "no",
                  "--dir", str(node), "--logfile", str(node / "redis.log")], stdout=subprocess.DEVNULL))
+            _started(port, procs[-1])
         for port in ports:
             _wait(port)
         subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
@@ -97,8 +135,9 @@ def redis_cluster(first_port: int, folder: Path, masters: int = 3, replicas: int
     finally:
         for proc in procs:
             proc.terminate()
-        for proc in procs:
+        for port, proc in zip(ports, procs):
             proc.wait(timeout=10)
+            _stopped(port)
 
 
 def _wait_replicas_synced(ports: list[int], expected: int, timeout: float = 60.0) -> None:
