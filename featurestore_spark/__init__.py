@@ -25,6 +25,7 @@ from featurestore_spark.errors import (
 )
 
 if TYPE_CHECKING:
+    from featurestore_spark.kafka_source import KafkaSource
     from featurestore_spark.session import build_session
     from featurestore_spark.specs import (
         EntitySpec,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 #: need to check its arguments and request files.
 _LAZY = {
     "build_session": "featurestore_spark.session",
+    "KafkaSource": "featurestore_spark.kafka_source",
     "EntitySpec": "featurestore_spark.specs",
     "FeatureRef": "featurestore_spark.specs",
     "FeatureServiceSpec": "featurestore_spark.specs",
@@ -63,6 +65,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "FeatureStore",
+    "KafkaSource",
     "TrainingSetRequest",
     "build_session",
     "EntitySpec",

@@ -193,10 +193,23 @@ def _parser(prog: str = "fsspark") -> argparse.ArgumentParser:
                        help="exit with status 4 when Redis may lack rows Delta has (see docs/operations.md)")
     stream = add_command("ingest-stream", "stream rows into a view's Delta source and Redis")
     stream.add_argument("--view", required=True, help="the feature view")
-    stream.add_argument("--from", dest="source", required=True,
+    stream.add_argument("--from", dest="source", default=None,
                         help="a Delta table (path or name), or a folder of parquet or json files in the view "
-                             "source's columns")
-    stream.add_argument("--format", default="delta", choices=("delta", "parquet", "json"))
+                             "source's columns (or --kafka-bootstrap and --topic)")
+    stream.add_argument("--format", default=None, choices=("delta", "parquet", "json"),
+                        help="of --from (default: delta)")
+    kafka = stream.add_argument_group("Kafka (instead of --from)")
+    kafka.add_argument("--kafka-bootstrap", metavar="HOST:PORT[,HOST:PORT]", help="the brokers")
+    kafka.add_argument("--topic", help="the topic (or comma-separated topics)")
+    kafka.add_argument("--starting-offsets", default="earliest",
+                       help="where a new query starts: earliest (default), latest or Spark's JSON form; a restart "
+                            "resumes from the checkpoint")
+    kafka.add_argument("--value-format", default="json", choices=("json", "avro"),
+                       help="record values: JSON objects (default) or Avro records of the source's columns")
+    kafka.add_argument("--avro-schema", metavar="FILE|JSON", help="with --value-format avro: the record schema")
+    kafka.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="passed to Spark's Kafka source (e.g. kafka.security.protocol=SASL_SSL); repeatable; "
+                            "${VAR} in a value is taken from the environment, so secrets stay off the command line")
     stream.add_argument("--checkpoint", required=True, help="the query's checkpoint folder (keep it to resume)")
     when = stream.add_mutually_exclusive_group()
     when.add_argument("--every", default=None, type=_interval,
@@ -209,11 +222,40 @@ def _parser(prog: str = "fsspark") -> argparse.ArgumentParser:
     return parser
 
 
+def _check_stream(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``ingest-stream`` reads --from, or a Kafka topic; Kafka options are KEY=VALUE with set variables."""
+    if (args.source is None) == (args.kafka_bootstrap is None):
+        parser.error("ingest-stream reads --from SOURCE, or --kafka-bootstrap HOST:PORT --topic TOPIC")
+    if args.kafka_bootstrap is None:
+        if args.topic or args.kafka_option or args.avro_schema:
+            parser.error("--topic, --kafka-option and --avro-schema go with --kafka-bootstrap")
+        args.format = args.format or "delta"
+        return
+    if args.format:
+        parser.error("--format is for --from; Kafka values are read with --value-format")
+    if not args.topic:
+        parser.error("--kafka-bootstrap needs --topic")
+    if args.value_format == "avro" and not args.avro_schema:
+        parser.error("--value-format avro needs --avro-schema FILE.avsc (or the schema as JSON)")
+    options = {}
+    for option in args.kafka_option:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            parser.error(f"--kafka-option '{key}...' is not KEY=VALUE")
+        value = os.path.expandvars(value)
+        if "${" in value:  # never echo the value: it may be a secret
+            parser.error(f"--kafka-option {key} uses a ${{VARIABLE}} that is not set; export it")
+        options[key] = value
+    args.kafka_options = options
+
+
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Argument combinations argparse cannot express (exits 2, before Spark starts)."""
     if args.command == "materialize" and args.start >= args.end:
         parser.error(f"--start {args.start.isoformat()} is not before --end {args.end.isoformat()}; "
                      "materialize pushes the rows of [start, end]")
+    if args.command == "ingest-stream":
+        _check_stream(parser, args)
     if args.command == "training-set" and args.request_option is not None:
         if args.request is not None:
             parser.error("give the request once: as the argument or as --request")

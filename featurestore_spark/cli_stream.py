@@ -51,11 +51,13 @@ def ingest_stream(store: object, args: argparse.Namespace) -> int:
 
     from featurestore_spark import delta_io
 
+    origin = args.source or f"Kafka topic {args.topic} at {args.kafka_bootstrap}"
+
     def cannot(why: str) -> int:
-        print(f"fsspark: error: cannot stream {args.source} into '{args.view}': {why}", file=sys.stderr)
+        print(f"fsspark: error: cannot stream {origin} into '{args.view}': {why}", file=sys.stderr)
         return BAD_INPUT
 
-    if delta_io.is_path(args.source) and not delta_io.path_exists(store.spark, args.source):  # type: ignore[attr-defined]
+    if args.source and delta_io.is_path(args.source) and not delta_io.path_exists(store.spark, args.source):  # type: ignore[attr-defined]
         return cannot(f"'{args.source}' does not exist; check the path")
     with _Signals() as signals:
         try:
@@ -69,7 +71,12 @@ def _start(store: object, args: argparse.Namespace):  # -> StreamingQuery
     from featurestore_spark import delta_io
 
     spark = store.spark  # type: ignore[attr-defined]
-    if args.format == "delta":
+    if args.kafka_bootstrap:
+        from featurestore_spark.kafka_source import KafkaSource
+
+        rows = KafkaSource(args.kafka_bootstrap, args.topic, value_format=args.value_format, avro_schema=args.avro_schema,
+                           starting_offsets=args.starting_offsets, options=args.kafka_options)
+    elif args.format == "delta":
         reader = spark.readStream.format("delta")
         rows = reader.load(args.source) if delta_io.is_path(args.source) else reader.table(args.source)
     else:  # files carry no schema a stream can trust: take the view's source table's (it must exist)

@@ -36,6 +36,10 @@ DELTA_VERSION = version("delta-spark")  # the pinned Python package; its JVM jar
 SPARK_MINOR = ".".join(pyspark.__version__.split(".")[:2])
 DELTA_PACKAGES = (f"io.delta:delta-spark_{SPARK_MINOR}_2.13:{DELTA_VERSION}", f"io.delta:delta-storage:{DELTA_VERSION}")
 
+#: Spark's Kafka connector and what it needs beyond Spark's own jars (scripts/setup.sh fetches them).
+KAFKA_JARS = ("spark-sql-kafka-0-10_*.jar", "spark-token-provider-kafka-0-10_*.jar", "kafka-clients-*.jar",
+              "commons-pool2-*.jar", "spark-avro_*.jar")
+
 _ALWAYS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -211,7 +215,8 @@ def _jar_conf(prof: Profile) -> dict[str, str]:
     given = os.environ.get("FSSPARK_JARS_DIR") or prof.jars_dir
     for folder in [Path(given)] if Path(given).is_absolute() else [PROJECT_ROOT / given, Path.cwd() / given]:
         jars = sorted(folder.glob("delta-*.jar")) if folder.is_dir() else []
-        if jars:
+        if jars:  # and Spark's Kafka connector, when setup.sh fetched it there too
+            jars += [j for pattern in KAFKA_JARS for j in sorted(folder.glob(pattern))]
             return {"spark.jars": ",".join(str(j) for j in jars)}
     # No cached jars (setup not run): let Spark resolve them through Ivy, which needs Maven Central.
     return {"spark.jars.packages": ",".join(DELTA_PACKAGES)}

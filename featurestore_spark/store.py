@@ -10,6 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from featurestore_spark import runtime
 from featurestore_spark.errors import ConfigError, UnknownFeatureViewError
+from featurestore_spark.kafka_source import KafkaSource
 from featurestore_spark.offline import retrieval
 from featurestore_spark.online.watermarks import default_state_path
 from featurestore_spark.repo import load_repo
@@ -161,23 +162,30 @@ class FeatureStore:
         return freshness(self.spark, self.repo, self.views(feature_views or list(self.repo.views)), self.state_path, now)
 
     def ingest_stream(
-        self, feature_view: str, stream: DataFrame, checkpoint: str, *, push_online: bool = True,
+        self, feature_view: str, stream: DataFrame | KafkaSource, checkpoint: str, *, push_online: bool = True,
         trigger: dict | None = None, query_name: str | None = None, min_replicas: int = 0,
     ):  # -> pyspark.sql.streaming.StreamingQuery
         """Start a streaming query that appends ``stream`` to the view's Delta source and pushes each
         micro-batch's newest values per key to Redis (online views, unless ``push_online=False``).
 
         ``stream`` is a streaming DataFrame with the source table's columns (join keys, event and
-        created timestamps, features); they are checked before the query starts, and the Redis server
-        is pinged. Appends are exactly-once (a batch run again is not appended twice) and pushes are
-        newer-wins, so a restart from ``checkpoint`` loses and duplicates nothing.
+        created timestamps, features), or a ``KafkaSource``: a topic whose records' values (JSON or
+        Avro) hold those columns; records that cannot be read go to the view's dead-letter table
+        (``<source>_dead_letters``) with the reason, and the stream goes on. Columns are checked before
+        the query starts, and the Redis server is pinged. Appends are exactly-once (a batch run again is
+        not appended twice) and pushes are newer-wins, so a restart from ``checkpoint`` loses and
+        duplicates nothing.
 
         Example:
             >>> q = store.ingest_stream("driver_hourly_stats", spark.readStream.table("events"),
             ...                         "/chk/driver_hourly_stats")  # doctest: +SKIP
+            >>> q = store.ingest_stream("driver_hourly_stats", KafkaSource("127.0.0.1:9092", "driver_stats"),
+            ...                         "/chk/driver_hourly_stats")  # doctest: +SKIP
             >>> q.awaitTermination()  # doctest: +SKIP
         """
+        from featurestore_spark.delta_io import read_delta
         from featurestore_spark.ingest import ingest_stream
+        from featurestore_spark.kafka_source import decoder_for
         from featurestore_spark.online.settings import redis_settings
 
         view = self.views([feature_view])[0]
@@ -185,8 +193,13 @@ class FeatureStore:
         if push_online and view.online:
             settings = redis_settings(dict(self.repo.online_store))
             settings.check()
+        decoder = None
+        if isinstance(stream, KafkaSource):  # records are decoded into the source table's columns
+            table = read_delta(self.spark, view.source.address, what=f"source of feature view '{view.name}'")
+            decoder = decoder_for(view, table.schema, stream)
+            stream = stream.read(self.spark)
         return ingest_stream(self.spark, self.repo, view, stream, checkpoint, settings, trigger=trigger,
-                             query_name=query_name, min_replicas=min_replicas)
+                             query_name=query_name, min_replicas=min_replicas, decoder=decoder)
 
     def _online(self, feature_views: list[str] | None):
         """The Redis settings (server checked) and the views to push."""

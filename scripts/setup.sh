@@ -4,7 +4,9 @@
 #   2. checks Python (3.11+), then a virtualenv in .venv with the pinned packages (every one, as
 #      requirements.lock.txt lists them) and this project (editable),
 #   3. the Delta Lake jars from Maven Central, cached in .cache/jars (later runs work offline),
-#   4. redis-server from Debian's packages (for the online store and its tests).
+#   4. redis-server from Debian's packages (for the online store and its tests),
+#   5. Spark's Kafka connector (into .cache/jars) and a Kafka broker's jars (into .cache/kafka/libs, for
+#      scripts/kafka.sh), from Maven Central.
 # Usage: scripts/setup.sh            (FSSPARK_SKIP_REDIS=1 skips step 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,14 +61,17 @@ log "python packages ok"
 read -r DELTA_VERSION SPARK_MINOR < <(.venv/bin/python -c 'from featurestore_spark.session import DELTA_VERSION, SPARK_MINOR; print(DELTA_VERSION, SPARK_MINOR)')
 delta_jar="$JARS_DIR/delta-spark_${SPARK_MINOR}_2.13-${DELTA_VERSION}.jar"
 storage_jar="$JARS_DIR/delta-storage-${DELTA_VERSION}.jar"
-if [ ! -f "$delta_jar" ] || [ ! -f "$storage_jar" ]; then
-  mkdir -p "$JARS_DIR"
-  if ! command -v mvn >/dev/null 2>&1; then  # jars come through Maven only (checksums, no hard-coded host)
+need_maven() {  # jars come through Maven only (checksums, no hard-coded host)
+  if ! command -v mvn >/dev/null 2>&1; then
     log "installing Maven from Debian's packages"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq maven >/dev/null
   fi
+}
+if [ ! -f "$delta_jar" ] || [ ! -f "$storage_jar" ]; then
+  mkdir -p "$JARS_DIR"
+  need_maven
   log "fetching Delta ${DELTA_VERSION} jars with Maven"
   for art in "io.delta:delta-spark_${SPARK_MINOR}_2.13:${DELTA_VERSION}" "io.delta:delta-storage:${DELTA_VERSION}"; do
     mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$JARS_DIR" >/dev/null
@@ -82,4 +87,29 @@ if [ "${FSSPARK_SKIP_REDIS:-0}" != "1" ] && ! command -v redis-server >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 command -v redis-server >/dev/null 2>&1 && log "redis-server ok ($(redis-server --version | cut -d' ' -f3))"
+
+# 5. Kafka: Spark's connector and Avro reader for the pinned Spark (Spark's own jars already hold their
+# Scala, Hadoop client, Avro, compression and logging dependencies), and a broker for scripts/kafka.sh.
+SPARK_VERSION=$(.venv/bin/python -c 'import pyspark; print(pyspark.__version__)')
+KAFKA_CLIENTS=3.9.2   # the kafka-clients spark-sql-kafka-0-10 ${SPARK_VERSION} depends on
+if [ ! -f "$JARS_DIR/spark-sql-kafka-0-10_2.13-${SPARK_VERSION}.jar" ] || [ ! -f "$JARS_DIR/spark-avro_2.13-${SPARK_VERSION}.jar" ]; then
+  need_maven
+  log "fetching Spark's Kafka connector ${SPARK_VERSION} with Maven"
+  for art in "org.apache.spark:spark-sql-kafka-0-10_2.13:${SPARK_VERSION}" \
+             "org.apache.spark:spark-token-provider-kafka-0-10_2.13:${SPARK_VERSION}" \
+             "org.apache.kafka:kafka-clients:${KAFKA_CLIENTS}" "org.apache.commons:commons-pool2:2.13.1" \
+             "org.apache.spark:spark-avro_2.13:${SPARK_VERSION}"; do
+    mvn -q -B dependency:copy -Dartifact="$art" -DoutputDirectory="$JARS_DIR" >/dev/null
+  done
+fi
+log "kafka connector ok"
+if [ ! -f .cache/kafka/libs/.complete ]; then
+  need_maven
+  log "fetching the Kafka broker with Maven (scripts/maven/kafka-broker.xml)"
+  rm -rf .cache/kafka/libs
+  mvn -q -B -f scripts/maven/kafka-broker.xml dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$ROOT/.cache/kafka/libs" >/dev/null
+  touch .cache/kafka/libs/.complete
+fi
+log "kafka broker ok (.cache/kafka/libs)"
 log "done"
