@@ -12,11 +12,14 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import pytest
+import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START
@@ -43,14 +46,17 @@ def cluster():
 
 
 def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int = 600,
-           jars: bool = True) -> subprocess.CompletedProcess:
+           jars: bool = True, wait: bool = True):
     """``spark-submit`` of ``jobs/<job>`` to ``master``, with the cached Delta jars (unless ``jars`` is
-    False) and small shuffles."""
+    False) and small shuffles: the finished process, or the running one when ``wait`` is False."""
     jars = ",".join(str(p) for p in sorted((ROOT / ".cache" / "jars").glob("*.jar"))) if jars else ""
     conf = {"spark.sql.shuffle.partitions": "4", "spark.executor.memory": "1g", "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false", "spark.databricks.delta.snapshotPartitions": "2"}
     cmd = [str(BIN / "spark-submit"), "--master", master, *(["--jars", jars] if jars else []),
            *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / job), *args]
+    if not wait:  # output to files: a pipe nobody reads while the job runs could fill and block it
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=tempfile.TemporaryFile("w+"),
+                                stderr=tempfile.TemporaryFile("w+"), text=True)
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -62,6 +68,30 @@ def hashes(db: int) -> dict:
     return redis_hashes(REDIS, db)
 
 
+def newest_app(since: float) -> str | None:
+    """The id of the newest application the workers ran executors for since ``since`` (epoch seconds)."""
+    apps = [d for w in ("worker1", "worker2") for d in (CLUSTER / w).glob("app-*") if d.stat().st_mtime >= since]
+    return max(apps, key=lambda d: d.name).name if apps else None
+
+
+def kill_an_executor_when(proc: subprocess.Popen, since: float, ready, timeout: float = 300) -> int:
+    """Waits until the job's executors run tasks and ``ready()`` holds, then SIGKILLs one executor JVM
+    (the process a worker launched for this application) and returns its pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        app = newest_app(since)
+        running = app and any("Running task" in log.read_text() for w in ("worker1", "worker2")
+                              for log in (CLUSTER / w / app).glob("*/stderr"))
+        if running and ready():
+            for p in psutil.process_iter(["cmdline"]):
+                cmd = p.info["cmdline"] or []
+                if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in cmd and app in cmd:
+                    p.kill()
+                    return p.pid
+        time.sleep(0.2)
+    raise AssertionError(f"the job ended or never ran tasks before an executor could be killed: {proc.poll()}")
+
+
 def executor_tasks(app_id: str) -> dict[str, int]:
     """Tasks each worker's executors finished for ``app_id``, from their logs."""
     done = {}
@@ -71,46 +101,12 @@ def executor_tasks(app_id: str) -> dict[str, int]:
     return done
 
 
-def test_the_demo_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "FSSPARK_DATA_DIR": str(data),
-           "FSSPARK_STATE_PATH": str(tmp_path / "watermarks"), "PATH": f"{BIN}:{os.environ['PATH']}",
-           "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    with redis_server(REDIS, tmp_path / "redis"):
-        on_cluster = repo_copy(tmp_path / "repo_cluster", db=1)
-        job = submit("demo.py", "--rows", "2000", "--entities", "100", "--out", str(data), "--repo", str(on_cluster),
-                     "--profile", "cluster", env=env)
-        assert job.returncode == 0, job.stderr[-3000:]
-        assert "[4/4] read back through Feast" in job.stdout
-        app_id = re.search(r"app-\d{14}-\d{4}", job.stdout + job.stderr).group(0)
-        tasks = executor_tasks(app_id)
-        assert tasks["worker1"] > 0 and tasks["worker2"] > 0, tasks  # both workers' executors ran tasks
-
-        # Local mode in this process, over the same Delta tables.
-        monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
-        local = FeatureStore(repo_copy(tmp_path / "repo_local", db=2), spark=spark)
-        expected = local.get_historical_features(str(data / "entities"), "ride_ranking")
-        built = spark.read.format("delta").load(str(data / "training_sets" / "ride_ranking"))
-        assert built.columns == expected.columns
-        assert built.exceptAll(expected).count() == 0 and expected.exceptAll(built).count() == 0
-        local.materialize(DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=31))
-        pushed = hashes(1)
-        assert len(pushed) > 0 and pushed == hashes(2)  # byte for byte
-
-
-
 def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, monkeypatch):
-    """The training-set request, its reproduction, materialize, materialize-incremental and an
-    available-now stream, each a spark-submit to the cluster, against the same calls in this process."""
-    from featurestore_spark.demo_data import write_demo_data
-
+    """The demo, the training-set request, its reproduction, materialize, materialize-incremental and
+    an available-now stream, each a spark-submit to the cluster (the demo's data feeds the others),
+    against the same calls in this process."""
     data = tmp_path / "data"
     monkeypatch.setenv("FSSPARK_DATA_DIR", str(data))
-    write_demo_data(spark, str(data), rows=2000, entity_rows_count=1000, n_entities=100)
-    inbox, target = tmp_path / "inbox", tmp_path / "stream_target"
-    rows = spark.read.format("delta").load(str(data / "driver_hourly_stats"))
-    rows.write.parquet(str(inbox))
-    rows.limit(0).write.format("delta").save(str(target))
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "FSSPARK_DATA_DIR": str(data), "PATH": f"{BIN}:{os.environ['PATH']}",
            "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     start, end = (DEFAULT_START - timedelta(days=1)).isoformat(), (DEFAULT_START + timedelta(days=31)).isoformat()
@@ -118,20 +114,47 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
     request.write_text(f"name: ride_ranking\nentities:\n  delta: {data}/entities\nfeatures: ride_ranking\n"
                        f"output:\n  path: {tmp_path}/training_set\n")
 
-    def run(job: str, *args: str) -> str:
-        done = submit(job, *args, "--profile", "cluster", env=env)
+    def run(job: str, *args: str, kill_when=None) -> str:
+        """Submits the job; with ``kill_when``, one of its executors is killed once that holds, mid-job."""
+        if kill_when is None:
+            done = submit(job, *args, "--profile", "cluster", env=env)
+        else:
+            since = time.time() - 1
+            proc = submit(job, *args, "--profile", "cluster", env=env, wait=False)
+            killed = kill_an_executor_when(proc, since, kill_when)
+            proc.wait(timeout=600)
+            for f in (proc.stdout, proc.stderr):
+                f.seek(0)
+            out, err = proc.stdout.read(), proc.stderr.read()
+            done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+            assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
+            assert "Lost executor" in out + err, err[-3000:]  # the driver saw it go and rescheduled its tasks
         assert done.returncode == 0, done.stderr[-3000:]
         app_id = re.search(r"app-\d{14}-\d{4}", done.stdout + done.stderr).group(0)
-        assert sum(executor_tasks(app_id).values()) > 0  # the workers' executors ran its tasks
+        tasks = executor_tasks(app_id)
+        # The workers' executors ran its tasks, on both workers unless one lost its executor.
+        assert (sum(tasks.values()) > 0) if kill_when else (tasks["worker1"] > 0 and tasks["worker2"] > 0), tasks
         return done.stdout
 
     with redis_server(REDIS, tmp_path / "redis"):
+        demo = run("demo.py", "--rows", "2000", "--entities", "100", "--out", str(data),
+                   "--repo", str(repo_copy(tmp_path / "repo_demo", db=1)))
+        assert "[4/4] read back through Feast" in demo
+        inbox, target = tmp_path / "inbox", tmp_path / "stream_target"
+        rows = spark.read.format("delta").load(str(data / "driver_hourly_stats"))
+        rows.write.parquet(str(inbox))
+        rows.limit(0).write.format("delta").save(str(target))
+
         on_cluster = repo_copy(tmp_path / "repo_cluster", db=3)
         catalog = str(tmp_path / "catalog")
-        run("generate_training_set.py", "--request", str(request), "--repo", str(on_cluster), "--catalog", catalog)
+        # Two jobs lose an executor mid-run (killed by pid): Spark reruns its tasks elsewhere and the
+        # results below must still equal local mode's, the push's byte for byte.
+        run("generate_training_set.py", "--request", str(request), "--repo", str(on_cluster), "--catalog", catalog,
+            kill_when=lambda: True)
         run("generate_training_set.py", "--reproduce", f"{tmp_path}/training_set", "--out", f"{tmp_path}/again",
             "--repo", str(on_cluster), "--catalog", catalog)
-        run("materialize.py", "--start", start, "--end", end, "--repo", str(on_cluster))
+        run("materialize.py", "--start", start, "--end", end, "--repo", str(on_cluster),
+            kill_when=lambda: redis.Redis(port=REDIS, db=3).dbsize() > 0)
         incremental = repo_copy(tmp_path / "repo_cluster_incremental", db=5)
         run("materialize.py", "--incremental", "--end", end, "--repo", str(incremental), "--state-path",
             str(tmp_path / "marks_cluster"))
@@ -141,14 +164,14 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
 
         local = FeatureStore(repo_copy(tmp_path / "repo_local", db=4), spark=spark, catalog=str(tmp_path / "catalog_local"))
         expected = local.get_historical_features(str(data / "entities"), "ride_ranking")
-        for table in ("training_set", "again"):
-            built = spark.read.format("delta").load(str(tmp_path / table))
+        for table in (data / "training_sets" / "ride_ranking", tmp_path / "training_set", tmp_path / "again"):
+            built = spark.read.format("delta").load(str(table))
             assert built.columns == expected.columns
             assert built.exceptAll(expected).count() == 0 and expected.exceptAll(built).count() == 0
         assert [b["output"]["location"] for b in FeatureStore(on_cluster, spark=spark, catalog=catalog).training_sets()] \
             == [f"{tmp_path}/again", f"{tmp_path}/training_set"]
         local.materialize(DEFAULT_START - timedelta(days=1), DEFAULT_START + timedelta(days=31))
-        assert len(hashes(3)) > 0 and hashes(3) == hashes(4)
+        assert len(hashes(3)) > 0 and hashes(3) == hashes(4) == hashes(1)  # materialize.py, this process, the demo
         FeatureStore(repo_copy(tmp_path / "repo_local_incremental", db=6), spark=spark,
                      state_path=str(tmp_path / "marks_local")).materialize_incremental(DEFAULT_START + timedelta(days=31))
         assert hashes(5) == hashes(6)
