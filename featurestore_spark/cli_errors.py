@@ -30,6 +30,9 @@ def describe(exc: BaseException) -> tuple[int, str]:
 
     if isinstance(exc, ConcurrentWriteError):
         return LOST_RACE, f"error: {exc}"
+    if _jvm_gone(exc):
+        return UNEXPECTED, ("error: the Spark driver's JVM stopped answering (killed, or out of memory: see Spark's "
+                            "log above); nothing was committed by the step it was running: run the same command again")
     if isinstance(exc, (FeatureStoreError, ConnectionError)):
         return BAD_INPUT, f"error: {exc}"
     conflict = delta_io.commit_conflict(exc)
@@ -43,6 +46,16 @@ def describe(exc: BaseException) -> tuple[int, str]:
     if isinstance(exc, KeyboardInterrupt):
         return INTERRUPTED, "interrupted"
     return UNEXPECTED, f"unexpected error: {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)"
+
+
+def _jvm_gone(exc: BaseException) -> bool:
+    """A lost connection to the driver's JVM (py4j's), not a store's: the JVM died under the command."""
+    from py4j.protocol import Py4JNetworkError
+
+    if isinstance(exc, Py4JNetworkError):
+        return True
+    return isinstance(exc, ConnectionError) and any(
+        "py4j" in frame.filename for frame in traceback.extract_tb(exc.__traceback__))
 
 
 def report(exc: BaseException, *, debug: bool, prog: str = "fsspark") -> int:

@@ -382,3 +382,20 @@ def test_a_second_signal_stops_the_stream_at_once_and_the_batch_runs_again(spark
     assert cli(args) == 0
     capsys.readouterr()
     assert table_rows(spark, setup) == sorted(before + expected_rows(setup, setup["bronze"]))
+
+
+def test_a_driver_jvm_that_dies_is_named_not_taken_for_bad_input(tmp_path):
+    """The driver's JVM killed under a command (as the kernel's OOM killer would): one line that says so,
+    exit 1, not a refused connection read as an unreachable store (exit 2)."""
+    script = tmp_path / "die.py"
+    script.write_text(
+        "import os, signal, sys\n"
+        "from featurestore_spark import build_session, cli_errors\n"
+        "spark = build_session('local')\n"
+        "os.kill(spark.sparkContext._gateway.proc.pid, signal.SIGKILL)\n"
+        "spark.sparkContext._gateway.proc.wait()\n"
+        "sys.exit(cli_errors.run(lambda: spark.range(5).count(), debug=False, prog='fsspark'))\n")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "FSSPARK_SPARK_MASTER": "local[1]"}
+    run = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == cli_errors.UNEXPECTED, run.stderr[-2000:]
+    assert "fsspark: error: the Spark driver's JVM stopped answering (killed, or out of memory" in run.stderr
