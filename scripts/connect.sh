@@ -41,23 +41,11 @@ case "${1:-}" in
       --conf spark.sql.warehouse.dir="$DIR/warehouse" \
       spark-internal >"$DIR/server.log" 2>&1 &
     echo $! >"$DIR/server.pid"
-    for _ in $(seq 240); do
-      if grep -q "Spark Connect server started" "$DIR/server.log" 2>/dev/null; then
-        echo "[connect] up: sc://127.0.0.1:$PORT (pid $(cat "$DIR/server.pid"))"; exit 0
-      fi
-      running || break
-      sleep 0.5
-    done
-    echo "[connect] ERROR: the server did not start; its log:" >&2; tail -30 "$DIR/server.log" >&2; exit 1
+    wait_up connect "$DIR/server.pid" "$DIR/server.log" "Spark Connect server started"
+    echo "[connect] up: sc://127.0.0.1:$PORT (pid $(cat "$DIR/server.pid"))"
     ;;
-  stop)
-    if running; then stop_pid "$DIR/server.pid"; echo "[connect] stopped"; fi
-    rm -f "$DIR/server.pid"
-    ;;
-  status)
-    if running; then echo "connect server: running (pid $(cat "$DIR/server.pid")), sc://127.0.0.1:$PORT"
-    else echo "connect server: stopped"; fi
-    ;;
+  stop) stop_service connect "$DIR/server.pid" ;;
+  status) status_service "connect server" "$DIR/server.pid" "sc://127.0.0.1:$PORT" ;;
   *)
     echo "usage: scripts/connect.sh start|stop|status" >&2; exit 2 ;;
 esac

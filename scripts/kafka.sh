@@ -53,23 +53,11 @@ PROPS
     fi
     nohup java -cp "$CP" "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/broker.log" 2>&1 &
     echo $! >"$DIR/broker.pid"
-    for _ in $(seq 120); do
-      if answers && grep -q "Kafka Server started" "$DIR/broker.log"; then
-        echo "[kafka] up: 127.0.0.1:$PORT (pid $(cat "$DIR/broker.pid"))"; exit 0
-      fi
-      running || break
-      sleep 0.5
-    done
-    echo "[kafka] ERROR: the broker did not start; its log:" >&2; tail -30 "$DIR/broker.log" >&2; exit 1
+    wait_up kafka "$DIR/broker.pid" "$DIR/broker.log" "Kafka Server started" answers
+    echo "[kafka] up: 127.0.0.1:$PORT (pid $(cat "$DIR/broker.pid"))"
     ;;
-  stop)
-    if running; then stop_pid "$DIR/broker.pid"; echo "[kafka] stopped"; fi
-    rm -f "$DIR/broker.pid"
-    ;;
-  status)
-    if running; then echo "kafka broker: running (pid $(cat "$DIR/broker.pid")), 127.0.0.1:$PORT"
-    else echo "kafka broker: stopped"; fi
-    ;;
+  stop) stop_service kafka "$DIR/broker.pid" ;;
+  status) status_service "kafka broker" "$DIR/broker.pid" "127.0.0.1:$PORT" ;;
   *)
     echo "usage: scripts/kafka.sh start|stop|status" >&2; exit 2 ;;
 esac
