@@ -10,7 +10,7 @@ One Spark session (driver memory --driver-memory, 4g by default); the example re
 
 Contenders: the engine, the textbook range join (benchmarks/pit_join.py's) and dbl-tempo's asofJoin
 (skipNulls=False, sequence_col=created_timestamp, tolerance=ttl), each at most --time-limit seconds
-(reported "> N s"). Each contender's first call in the process is its cold run, the next its warm run.
+(reported "> N s"; the engine is not capped). Each contender's first call in the process is its cold run, the next its warm run.
 Per run: seconds, rows/s, peak RSS of the driver JVM, shuffle written, bytes spilled, and the engine's
 buckets per key set. Outputs are written to Delta and compared between contenders.
 
@@ -119,7 +119,8 @@ class Probe:
 def run_capped(spark: SparkSession, fn, limit: float) -> float | None:
     """Seconds ``fn`` took, or None when it ran past ``limit`` and its jobs were cancelled."""
     timer = threading.Timer(limit, spark.sparkContext.cancelAllJobs)
-    timer.start()
+    if limit != float("inf"):
+        timer.start()
     t = time.perf_counter()
     try:
         fn()
@@ -205,8 +206,8 @@ def main() -> None:
                 for _ in range(runs):
                     kind = "cold" if name not in first_run else "warm"
                     first_run.add(name)
-                    with Probe(spark) as probe:
-                        secs = run_capped(spark, build, args.time_limit)
+                    with Probe(spark) as probe:  # the engine is what is measured: only its peers are capped
+                        secs = run_capped(spark, build, args.time_limit if name != "engine" else float("inf"))
                     shown = f"> {args.time_limit:.0f}" if secs is None else f"{secs:.1f}"
                     rate = "" if secs is None else f"{n / secs:,.0f}"
                     print(f"| {law} | {n:,} | {name} | {kind} | {shown} | {rate} | {gib(probe.peak)} | "

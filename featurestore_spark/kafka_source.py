@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -108,7 +109,9 @@ class Decoder:
             from pyspark.sql.avro.functions import from_avro
 
             parsed = from_avro(value, self.avro_schema or "", {"mode": "PERMISSIVE"})
-            return parsed, parsed.isNull()
+            # PERMISSIVE gives a null record, or (bytes it cannot decode) a record of nulls only.
+            empty = reduce(lambda a, b: a & b, [parsed[f.name].isNull() for f in schema.fields])
+            return parsed, parsed.isNull() | empty
         with_corrupt = T.StructType([*as_text.fields, T.StructField(_CORRUPT, T.StringType())])
         parsed = F.from_json(value.cast("string"), with_corrupt,
                              {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": _CORRUPT})

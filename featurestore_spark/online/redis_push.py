@@ -323,20 +323,22 @@ def write_encoded(spec: PushSpec, keys: list[bytes], columns: list[list[bytes]])
 
 
 def _retried_task() -> bool:
-    """Whether this is a Spark task's second (or later) attempt, or runs in a stage's later attempt."""
+    """Whether this is a Spark task's second (or later) attempt. (A stage computed again after lost
+    shuffle output starts its tasks at attempt 0, and Python's TaskContext does not tell the stage's
+    attempt: keys such a rerun finds written by the lost attempt count as skipped.)"""
     from pyspark import TaskContext
 
     context = TaskContext.get()
-    return context is not None and (context.attemptNumber() > 0 or context.stageAttemptNumber() > 0)
+    return context is not None and context.attemptNumber() > 0
 
 
 def push_batches(batches: Iterator[pa.RecordBatch], spec: PushSpec) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: write every row (keys, ``__ts_us``, features; one row per key, as
     ``materialize.latest_of`` leaves them); yield one ``COUNTS_SCHEMA`` row.
 
-    A task Spark runs again (its executor was lost, or a stage is recomputed) may find keys its earlier
-    attempt wrote before the counts row was lost with it: its calls count as sent again, so that keys
-    holding this very event time count as written, not skipped."""
+    A task Spark runs again (its executor was lost) may find keys its earlier attempt wrote before the
+    counts row was lost with it: its calls count as sent again, so that keys holding this very event
+    time count as written, not skipped."""
     if _retried_task():
         spec = dataclasses.replace(spec, resend=True)
     try:
