@@ -54,9 +54,11 @@ def submit(job: str, *args: str, env: dict, master: str = MASTER, timeout: int =
             "spark.ui.showConsoleProgress": "false", "spark.databricks.delta.snapshotPartitions": "2"}
     cmd = [str(BIN / "spark-submit"), "--master", master, *(["--jars", jars] if jars else []),
            *[a for k, v in conf.items() for a in ("--conf", f"{k}={v}")], str(ROOT / "jobs" / job), *args]
-    if not wait:  # output to files: a pipe nobody reads while the job runs could fill and block it
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=tempfile.TemporaryFile("w+"),
-                                stderr=tempfile.TemporaryFile("w+"), text=True)
+    if not wait:  # output to files (``proc.outputs``): a pipe nobody reads while the job runs could fill and block it
+        outputs = (tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+"))
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=outputs[0], stderr=outputs[1], text=True)
+        proc.outputs = outputs  # type: ignore[attr-defined]
+        return proc
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -123,9 +125,9 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
             proc = submit(job, *args, "--profile", "cluster", env=env, wait=False)
             killed = kill_an_executor_when(proc, since, kill_when)
             proc.wait(timeout=600)
-            for f in (proc.stdout, proc.stderr):
+            for f in proc.outputs:
                 f.seek(0)
-            out, err = proc.stdout.read(), proc.stderr.read()
+            out, err = (f.read() for f in proc.outputs)
             done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
             assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
             assert "Lost executor" in out + err, err[-3000:]  # the driver saw it go and rescheduled its tasks
