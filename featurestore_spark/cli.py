@@ -177,8 +177,8 @@ def _parser(prog: str = "fsspark") -> argparse.ArgumentParser:
     ts.add_argument("--version", type=count_at_least(0), help="with --reproduce on a table: the build that wrote this version")
     sets = add_command("training-sets", "the catalog of training sets built")
     sets_sub = sets.add_subparsers(dest="action", required=True)
-    sets_sub.add_parser("list", help="every build, newest first")
-    sets_sub.add_parser("show", help="one training set in full").add_argument("name")
+    sets_sub.add_parser("list", help="every build, newest first", parents=[command_options])
+    sets_sub.add_parser("show", help="one training set in full", parents=[command_options]).add_argument("name")
     inc = add_command("materialize-incremental", "push what changed since the last run, up to end")
     inc.add_argument("--end", required=True, type=_instant, help="ISO time (UTC if no offset)")
     inc.add_argument("--views", default=None, help="comma-separated views (default: all online views)")
@@ -222,13 +222,19 @@ def _parser(prog: str = "fsspark") -> argparse.ArgumentParser:
     return parser
 
 
+#: ``${NAME}`` in a Kafka option's value: taken from the environment (a bare ``$`` stays as it is).
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
 def _check_stream(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """``ingest-stream`` reads --from, or a Kafka topic; Kafka options are KEY=VALUE with set variables."""
     if (args.source is None) == (args.kafka_bootstrap is None):
         parser.error("ingest-stream reads --from SOURCE, or --kafka-bootstrap HOST:PORT --topic TOPIC")
     if args.kafka_bootstrap is None:
-        if args.topic or args.kafka_option or args.avro_schema:
-            parser.error("--topic, --kafka-option and --avro-schema go with --kafka-bootstrap")
+        if args.topic or args.kafka_option or args.avro_schema or args.value_format != "json" \
+                or args.starting_offsets != "earliest":
+            parser.error("--topic, --kafka-option, --value-format, --avro-schema and --starting-offsets go with "
+                         "--kafka-bootstrap")
         args.format = args.format or "delta"
         return
     if args.format:
@@ -238,14 +244,14 @@ def _check_stream(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     if args.value_format == "avro" and not args.avro_schema:
         parser.error("--value-format avro needs --avro-schema FILE.avsc (or the schema as JSON)")
     options = {}
-    for option in args.kafka_option:
+    for number, option in enumerate(args.kafka_option, start=1):
         key, sep, value = option.partition("=")
-        if not sep or not key:
-            parser.error(f"--kafka-option '{key}...' is not KEY=VALUE")
-        value = os.path.expandvars(value)
-        if "${" in value:  # never echo the value: it may be a secret
-            parser.error(f"--kafka-option {key} uses a ${{VARIABLE}} that is not set; export it")
-        options[key] = value
+        if not sep or not key:  # never echo it: it may be a secret pasted whole
+            parser.error(f"--kafka-option number {number} is not KEY=VALUE")
+        unset = [name for name in _VARIABLE.findall(value) if name not in os.environ]
+        if unset:  # never echo the value: it may hold a secret
+            parser.error(f"--kafka-option {key} uses a ${{VARIABLE}} that is not set ({', '.join(unset)}); export it")
+        options[key] = _VARIABLE.sub(lambda m: os.environ[m.group(1)], value)
     args.kafka_options = options
 
 

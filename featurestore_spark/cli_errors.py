@@ -32,7 +32,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
         return LOST_RACE, f"error: {exc}"
     if _jvm_gone(exc):
         return UNEXPECTED, ("error: the Spark driver's JVM stopped answering (killed, or out of memory: see Spark's "
-                            "log above); nothing was committed by the step it was running: run the same command again")
+                            "log above); the step it was running may have partly run (builds commit once, pushes are "
+                            "newer-wins): run the same command again")
     if isinstance(exc, (FeatureStoreError, ConnectionError)):
         return BAD_INPUT, f"error: {exc}"
     conflict = delta_io.commit_conflict(exc)

@@ -66,10 +66,10 @@ class KafkaSource:
 
     def read(self, spark: SparkSession) -> DataFrame:
         """The streaming DataFrame of the topic's records (Spark's Kafka source columns)."""
+        # Spark's default failOnDataLoss=true stays: records deleted by retention before they were read,
+        # or a topic created again, stop the query instead of being skipped with a log line.
         reader = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", self.bootstrap)
-                  .option("subscribe", self.topic).option("startingOffsets", self.starting_offsets)
-                  # A topic's old records deleted by retention are a gap to report in the log, not a failure.
-                  .option("failOnDataLoss", "false"))
+                  .option("subscribe", self.topic).option("startingOffsets", self.starting_offsets))
         for key, value in self.options.items():
             reader = reader.option(key, value)
         return reader.load()
@@ -121,24 +121,29 @@ class Decoder:
         """Each record with ``__row`` (the source's columns, typed) and ``__reason`` (null for a good row)."""
         schema = self.schema
         parsed, broken = self._parsed(F.col("value"))
-        columns = []
+        columns, unreadable = [], []
         for f in schema.fields:
             raw = parsed[f.name]
             if _is_time(f.dataType):
                 text = raw.cast("string")
-                millis = F.when(text.rlike(r"^-?\d+$"), F.timestamp_millis(text.try_cast("long")))
-                raw = F.coalesce(millis, F.try_to_timestamp(text)).cast(f.dataType)
-            columns.append(raw.alias(f.name))
+                # Epoch milliseconds up to 15 digits (past the year 30000); longer numbers (micro- or
+                # nanoseconds) are not read as milliseconds, and would overflow Spark's conversion.
+                millis = F.when(text.rlike(r"^-?\d{1,15}$"), F.timestamp_millis(text.try_cast("long")))
+                value = F.coalesce(millis, F.when(~text.rlike(r"^-?\d+$"), F.try_to_timestamp(text))).cast(f.dataType)
+                unreadable.append((f.name, text, value,
+                                   f"the timestamp '{f.name}' is neither ISO-8601 nor epoch milliseconds: "))
+            else:  # JSON is parsed with the table's types already; Avro with its own, cast here
+                value = raw.try_cast(f.dataType)
+                unreadable.append((f.name, raw.cast("string"), value, f"the field '{f.name}' does not fit its column: "))
+            columns.append(value.alias(f.name))
         row = F.struct(*columns)
         reason = F.when(broken, F.lit(f"the value is not {self.value_format.upper()} of the source's columns "
                                       "(or a field has the wrong type)"))
+        for _, text, value, why in unreadable:  # present in the record, but not readable as its column's type
+            reason = reason.when(text.isNotNull() & value.isNull(), F.concat(F.lit(why), F.substring(text, 1, 200)))
         for key in self.keys:
             reason = reason.when(row[key].isNull(), F.lit(f"the join key '{key}' is missing"))
-        stamp = parsed[self.timestamp].cast("string")
-        reason = reason.when(stamp.isNull(), F.lit(f"the event timestamp '{self.timestamp}' is missing"))
-        reason = reason.when(row[self.timestamp].isNull(),
-                             F.concat(F.lit(f"the event timestamp '{self.timestamp}' is neither ISO-8601 nor epoch "
-                                            "milliseconds: "), stamp))
+        reason = reason.when(row[self.timestamp].isNull(), F.lit(f"the event timestamp '{self.timestamp}' is missing"))
         return records.select("*", row.alias(_ROW), reason.alias(_REASON))
 
     def good(self, records: DataFrame) -> DataFrame:
@@ -159,7 +164,7 @@ class Decoder:
 def decoder_for(view: FeatureViewSpec, schema: T.StructType, source: KafkaSource) -> Decoder:
     """The decoder of ``source``'s records into the view source's ``schema``."""
     keys = tuple(view.source.column_for(k.name) for k in view.join_keys)
-    timestamp = view.source.timestamp_field
+    timestamp = view.source.column_for(view.source.timestamp_field)
     missing = [c for c in (*keys, timestamp) if c not in schema.fieldNames()]
     if missing:
         raise ConfigError(f"feature view '{view.name}': its source table has no column {', '.join(missing)}")

@@ -24,9 +24,9 @@ case "${1:-}" in
     SPARK_HOME=$(.venv/bin/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')
     export SPARK_HOME SPARK_LOCAL_IP=127.0.0.1 PYSPARK_PYTHON="$PWD/.venv/bin/python"
     JARS=$(ls "$PWD"/.cache/jars/delta-*.jar 2>/dev/null | paste -sd, -)
-    KAFKA=$(ls "$PWD"/.cache/jars/{spark-sql-kafka,spark-token-provider-kafka,kafka-clients,commons-pool2,spark-avro}*.jar 2>/dev/null | paste -sd, - || true)
-    [ -n "$KAFKA" ] && JARS="$JARS,$KAFKA"
     if [ -z "$JARS" ]; then echo "[connect] ERROR: no Delta jars in .cache/jars; run scripts/setup.sh" >&2; exit 1; fi
+    KAFKA=$(ls "$PWD"/.cache/jars/{spark-sql-kafka,spark-token-provider-kafka,kafka-clients,commons-pool2,spark-avro}*.jar 2>/dev/null | paste -sd, - || true)
+    if [ -n "$KAFKA" ]; then JARS="$JARS,$KAFKA"; fi
     : >"$DIR/server.log"
     nohup "$SPARK_HOME/bin/spark-submit" --class org.apache.spark.sql.connect.service.SparkConnectServer \
       --master "${FSSPARK_CONNECT_MASTER:-local[2]}" --driver-memory "${FSSPARK_CONNECT_MEMORY:-4g}" \

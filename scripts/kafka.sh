@@ -20,7 +20,13 @@ answers() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
 
 case "${1:-}" in
   start)
-    if running; then echo "[kafka] already running (pid $(cat "$DIR/broker.pid")), 127.0.0.1:$PORT"; exit 0; fi
+    if running; then
+      if [ "$(cat "$DIR/broker.port" 2>/dev/null)" != "$PORT" ]; then
+        echo "[kafka] ERROR: the broker of this checkout runs on 127.0.0.1:$(cat "$DIR/broker.port" 2>/dev/null), not $PORT; stop it first" >&2
+        exit 1
+      fi
+      echo "[kafka] already running (pid $(cat "$DIR/broker.pid")), 127.0.0.1:$PORT"; exit 0
+    fi
     if [ ! -d "$DIR/libs" ]; then echo "[kafka] ERROR: no broker jars in $DIR/libs; run scripts/setup.sh" >&2; exit 1; fi
     if answers; then echo "[kafka] ERROR: something else listens on 127.0.0.1:$PORT; set FSSPARK_KAFKA_PORT" >&2; exit 1; fi
     mkdir -p "$DIR/data"
@@ -53,11 +59,12 @@ PROPS
     fi
     nohup java -cp "$CP" "${JAVA_OPTS[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/broker.log" 2>&1 &
     echo $! >"$DIR/broker.pid"
+    echo "$PORT" >"$DIR/broker.port"
     wait_up kafka "$DIR/broker.pid" "$DIR/broker.log" "Kafka Server started" answers
     echo "[kafka] up: 127.0.0.1:$PORT (pid $(cat "$DIR/broker.pid"))"
     ;;
   stop) stop_service kafka "$DIR/broker.pid" ;;
-  status) status_service "kafka broker" "$DIR/broker.pid" "127.0.0.1:$PORT" ;;
+  status) status_service "kafka broker" "$DIR/broker.pid" "127.0.0.1:$(cat "$DIR/broker.port" 2>/dev/null || echo "$PORT")" ;;
   *)
     echo "usage: scripts/kafka.sh start|stop|status" >&2; exit 2 ;;
 esac

@@ -39,8 +39,9 @@ STARTED = Path(__file__).resolve().parents[1] / ".cache" / "test-servers"
 
 
 def _started(port: int, proc: subprocess.Popen) -> None:
+    """Records the server's pid and this run's (the test process that owns it)."""
     STARTED.mkdir(parents=True, exist_ok=True)
-    (STARTED / f"{port}.pid").write_text(str(proc.pid))
+    (STARTED / f"{port}.pid").write_text(f"{proc.pid} {os.getpid()}")
 
 
 def _stopped(port: int) -> None:
@@ -48,12 +49,16 @@ def _stopped(port: int) -> None:
 
 
 def _stop_left_over(port: int) -> None:
-    """Stop the server a killed earlier run started on ``port``, if its pid is still that redis-server."""
+    """Stop the server a killed earlier run started on ``port``, if its pid is still that redis-server
+    and the run that started it is gone (a run still going, e.g. a second checkout's, keeps its server)."""
     pidfile = STARTED / f"{port}.pid"
     if not pidfile.exists():
         return
     try:
-        proc = psutil.Process(int(pidfile.read_text()))
+        server, owner = (int(n) for n in pidfile.read_text().split())
+        if psutil.pid_exists(owner):
+            return
+        proc = psutil.Process(server)
         command = proc.cmdline()  # redis-server names itself "redis-server 127.0.0.1:<port>"
         if proc.name() == "redis-server" and (f":{port}" in " ".join(command) or str(port) in command):
             proc.kill()

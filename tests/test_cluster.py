@@ -19,7 +19,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import redis
 
 from featurestore_spark import FeatureStore
 from featurestore_spark.demo_data import DEFAULT_START
@@ -88,7 +87,10 @@ def kill_an_executor_when(proc: subprocess.Popen, since: float, ready, timeout: 
             for p in psutil.process_iter(["cmdline"]):
                 cmd = p.info["cmdline"] or []
                 if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in cmd and app in cmd:
-                    p.kill()
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:  # it ended on its own meanwhile: try another
+                        continue
                     return p.pid
         time.sleep(0.2)
     raise AssertionError(f"the job ended or never ran tasks before an executor could be killed: {proc.poll()}")
@@ -116,7 +118,7 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
     request.write_text(f"name: ride_ranking\nentities:\n  delta: {data}/entities\nfeatures: ride_ranking\n"
                        f"output:\n  path: {tmp_path}/training_set\n")
 
-    def run(job: str, *args: str, kill_when=None) -> str:
+    def run(job: str, *args: str, kill_when=None, both_workers: bool = False) -> str:
         """Submits the job; with ``kill_when``, one of its executors is killed once that holds, mid-job."""
         if kill_when is None:
             done = submit(job, *args, "--profile", "cluster", env=env)
@@ -134,13 +136,14 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
         assert done.returncode == 0, done.stderr[-3000:]
         app_id = re.search(r"app-\d{14}-\d{4}", done.stdout + done.stderr).group(0)
         tasks = executor_tasks(app_id)
-        # The workers' executors ran its tasks, on both workers unless one lost its executor.
-        assert (sum(tasks.values()) > 0) if kill_when else (tasks["worker1"] > 0 and tasks["worker2"] > 0), tasks
+        # The workers' executors ran its tasks (for the demo, the largest job, on both workers: a small job
+        # may finish on the first executor to register).
+        assert (tasks["worker1"] > 0 and tasks["worker2"] > 0) if both_workers else sum(tasks.values()) > 0, tasks
         return done.stdout
 
     with redis_server(REDIS, tmp_path / "redis"):
         demo = run("demo.py", "--rows", "2000", "--entities", "100", "--out", str(data),
-                   "--repo", str(repo_copy(tmp_path / "repo_demo", db=1)))
+                   "--repo", str(repo_copy(tmp_path / "repo_demo", db=1)), both_workers=True)
         assert "[4/4] read back through Feast" in demo
         inbox, target = tmp_path / "inbox", tmp_path / "stream_target"
         rows = spark.read.format("delta").load(str(data / "driver_hourly_stats"))
@@ -149,14 +152,13 @@ def test_every_job_on_the_cluster_equals_local_mode(spark, cluster, tmp_path, mo
 
         on_cluster = repo_copy(tmp_path / "repo_cluster", db=3)
         catalog = str(tmp_path / "catalog")
-        # Two jobs lose an executor mid-run (killed by pid): Spark reruns its tasks elsewhere and the
-        # results below must still equal local mode's, the push's byte for byte.
+        # Two jobs lose an executor once their first tasks run (killed by pid): Spark reruns the tasks
+        # elsewhere and the results below must still equal local mode's, the push's byte for byte.
         run("generate_training_set.py", "--request", str(request), "--repo", str(on_cluster), "--catalog", catalog,
             kill_when=lambda: True)
         run("generate_training_set.py", "--reproduce", f"{tmp_path}/training_set", "--out", f"{tmp_path}/again",
             "--repo", str(on_cluster), "--catalog", catalog)
-        run("materialize.py", "--start", start, "--end", end, "--repo", str(on_cluster),
-            kill_when=lambda: redis.Redis(port=REDIS, db=3).dbsize() > 0)
+        run("materialize.py", "--start", start, "--end", end, "--repo", str(on_cluster), kill_when=lambda: True)
         incremental = repo_copy(tmp_path / "repo_cluster_incremental", db=5)
         run("materialize.py", "--incremental", "--end", end, "--repo", str(incremental), "--state-path",
             str(tmp_path / "marks_cluster"))

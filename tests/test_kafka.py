@@ -35,14 +35,19 @@ COLUMNS = ("driver_id", "event_timestamp", "created", "conv_rate", "acc_rate", "
 
 @pytest.fixture(scope="module")
 def broker():
+    before = os.environ.get("FSSPARK_KAFKA_PORT")
     os.environ["FSSPARK_KAFKA_PORT"] = str(KAFKA_PORT)
-    with script_service("kafka.sh", "kafka broker: running"):
-        yield BOOTSTRAP
+    try:
+        with script_service("kafka.sh", f"), 127.0.0.1:{KAFKA_PORT}"):  # running, on this port
+            yield BOOTSTRAP
+    finally:
+        os.environ.pop("FSSPARK_KAFKA_PORT") if before is None else os.environ.update(FSSPARK_KAFKA_PORT=before)
 
 
-def produce(spark, topic: str, values: list[bytes], keys: list[bytes] | None = None) -> None:
-    """Records onto ``topic``, in order, through Spark's Kafka sink (one partition's worth at a time)."""
-    rows = [(k, v) for k, v in zip(keys or [None] * len(values), values)]
+def produce(spark, topic: str, values: list[bytes]) -> None:
+    """Records onto ``topic``, in order, through Spark's Kafka sink: one key for all, so one partition
+    holds them in this order (offsets 0, 1, ...)."""
+    rows = [(b"drivers", v) for v in values]
     (spark.createDataFrame(rows, "key binary, value binary").coalesce(1).write.format("kafka")
      .option("kafka.bootstrap.servers", BOOTSTRAP).option("topic", topic).save())
 
@@ -96,7 +101,11 @@ def test_json_records_land_once_and_unreadable_ones_go_to_dead_letters(spark, br
     good = [good_record(i, millis=i % 2 == 0) for i in range(40)]
     poison = [b"not json at all", json.dumps({**good_record(90, millis=False), "conv_rate": "high"}).encode(),
               json.dumps({k: v for k, v in good_record(91, millis=False).items() if k != "driver_id"}).encode(),
-              json.dumps({**good_record(92, millis=False), "event_timestamp": "yesterday"}).encode()]
+              json.dumps({**good_record(92, millis=False), "event_timestamp": "yesterday"}).encode(),
+              json.dumps({**good_record(93, millis=False), "created": "soon"}).encode(),
+              # Epoch micro- and nanoseconds are not milliseconds (and the latter would overflow Spark's conversion).
+              json.dumps({**good_record(94, millis=False), "event_timestamp": 1767225600000000}).encode(),
+              json.dumps({**good_record(95, millis=False), "event_timestamp": 1767225600000000000}).encode()]
     produce(spark, topic, [json.dumps(r).encode() for r in good[:25]] + poison + [json.dumps(r).encode() for r in good[25:]])
     checkpoint = tmp_path / "checkpoint"
 
@@ -105,10 +114,13 @@ def test_json_records_land_once_and_unreadable_ones_go_to_dead_letters(spark, br
     assert spark.read.format("delta").load(str(table)).count() == len(good)
     dead = spark.read.format("delta").load(f"{table}_dead_letters").orderBy("offset").collect()
     assert [bytes(d.value) for d in dead] == poison
-    assert [d.offset for d in dead] == list(range(25, 29)) and {d.topic for d in dead} == {topic}
+    assert [d.offset for d in dead] == list(range(25, 25 + len(poison))) and {d.topic for d in dead} == {topic}
     assert "is not JSON" in dead[0].reason and "is not JSON" in dead[1].reason
     assert dead[2].reason == "the join key 'driver_id' is missing"
-    assert dead[3].reason == "the event timestamp 'event_timestamp' is neither ISO-8601 nor epoch milliseconds: yesterday"
+    assert dead[3].reason == "the timestamp 'event_timestamp' is neither ISO-8601 nor epoch milliseconds: yesterday"
+    assert dead[4].reason == "the timestamp 'created' is neither ISO-8601 nor epoch milliseconds: soon"
+    assert dead[5].reason == "the timestamp 'event_timestamp' is neither ISO-8601 nor epoch milliseconds: 1767225600000000"
+    assert dead[6].reason.endswith("epoch milliseconds: 1767225600000000000")
 
     # Redis holds what a materialize of the same rows over the view's ttl gives, byte for byte.
     reference = FeatureStore(example_repo(tmp_path / "repo_ref", REDIS_PORT, 12, view_path=table), spark=spark)
@@ -116,9 +128,16 @@ def test_json_records_land_once_and_unreadable_ones_go_to_dead_letters(spark, br
     reference.materialize(NOW - timedelta(days=1), NOW + timedelta(minutes=1), feature_views=["driver_hourly_stats"])
     assert len(hashes(REDIS_PORT, 11)) == 7 and hashes(REDIS_PORT, 11) == hashes(REDIS_PORT, 12)
 
-    # The same checkpoint again: nothing new, nothing twice; then new records, and only they land.
+    # The batch runs again, as after a crash between its writes and its commit to the checkpoint (the
+    # commit file removed): Delta's transaction ids keep both appends from happening twice.
+    commits = sorted((checkpoint / "commits").glob("[0-9]*"), key=lambda f: int(f.name))
+    commits[-1].unlink()
+    (checkpoint / "commits" / f".{commits[-1].name}.crc").unlink(missing_ok=True)
     run_once(store, topic, checkpoint)
+    assert (checkpoint / "commits" / commits[-1].name).exists()  # it did run again
     assert spark.read.format("delta").load(str(table)).count() == len(good)
+    assert spark.read.format("delta").load(f"{table}_dead_letters").count() == len(poison)
+    # Then new records, and only they land.
     more = [good_record(i, millis=False) for i in range(100, 110)]
     produce(spark, topic, [json.dumps(r).encode() for r in more])
     run_once(store, topic, checkpoint)
@@ -177,4 +196,9 @@ def test_the_cli_streams_a_topic_and_names_a_bad_option(spark, broker, view_tabl
     secret = subprocess.run(base + ["--kafka-option", "kafka.sasl.jaas.config=${FSSPARK_TEST_UNSET_SECRET}"], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=120)
     assert secret.returncode == 2
-    assert "--kafka-option kafka.sasl.jaas.config uses a ${VARIABLE} that is not set; export it" in secret.stderr
+    assert ("--kafka-option kafka.sasl.jaas.config uses a ${VARIABLE} that is not set (FSSPARK_TEST_UNSET_SECRET); "
+            "export it") in secret.stderr
+    pasted = subprocess.run(base + ["--kafka-option", "s3cr3t-token"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert pasted.returncode == 2 and "--kafka-option number 1 is not KEY=VALUE" in pasted.stderr
+    assert "s3cr3t" not in pasted.stderr + pasted.stdout
