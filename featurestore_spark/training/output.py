@@ -38,7 +38,10 @@ def check_output(spark: SparkSession, out: Output, *, mode_setting: str = "outpu
     if out.table is not None and delta_io.exists(spark, out.table) and not delta_io.is_delta_table(spark, out.table):
         raise RequestError(f"output table '{out.table}' exists but is not a Delta table; name another table, "
                            "or drop it first")
-    if out.path is not None and not delta_io.exists(spark, out.path) and (held := delta_io.entries(spark, out.path)):
+    # A log folder without a commit yet is another first write in flight (or one that died before its
+    # commit): Delta settles that race itself at commit time, so it does not count as something held.
+    if out.path is not None and not delta_io.exists(spark, out.path) and (
+            held := [e for e in delta_io.entries(spark, out.path) if e != "_delta_log"]):
         shown = ", ".join(held[:3]) + (f" and {len(held) - 3} more" if len(held) > 3 else "")
         raise OutputExistsError(
             f"output '{out.path}' exists and is not a Delta table (it holds {shown}); writing there would leave "
